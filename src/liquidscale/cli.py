@@ -1,0 +1,46 @@
+"""Command-line interface: ``liquidscale <stage> <action> ...``, one subcommand per stage.
+
+Stage modules are imported only when their subcommand runs, and each stage's ``cli`` module keeps
+torch, deepmd and pyscf out of its top level, so ``liquidscale --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import UserError
+
+# stage name -> module that provides ``register(subparsers)``; each registered parser sets ``func``.
+STAGES = {
+    "config": "liquidscale.config",
+    "reference": "liquidscale.reference.cli",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="liquidscale",
+        description="Ab initio multiscale modelling of liquids: the stage commands the Snakemake rules call.",
+    )
+    parser.add_argument("--version", action="version", version=f"liquidscale {__version__}")
+    stages = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
+    for module in STAGES.values():
+        importlib.import_module(module).register(stages)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except UserError as exc:
+        print(f"liquidscale {args.stage}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Config loading and validation against ``workflow/schemas/config.schema.yaml``.
+
+The schema gives every key a description and a default. Validation fills the defaults, then reports
+the first problem as one line that names the key, e.g.
+``config key 'reference.method.basis': 'def2-XYZ' is not a basis set PySCF knows``.
+Snakemake's Snakefile and the CLI both call :func:`validate_config`, so they agree.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+MOLECULAR_SYSTEMS = ("water", "co2")
+
+
+def load_yaml(path: str | Path) -> Any:
+    import yaml
+
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({exc})") from None
+
+
+def load_schema() -> dict[str, Any]:
+    return load_yaml(SCHEMA_PATH)
+
+
+def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Follow a local ``$ref`` (``#/definitions/...``), keeping the referring node's own keys."""
+    if "$ref" not in schema:
+        return schema
+    target: Any = root
+    for part in schema["$ref"].lstrip("#/").split("/"):
+        target = target[part]
+    return {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+
+
+def fill_defaults(instance: Any, schema: Mapping[str, Any], root: Mapping[str, Any] | None = None) -> Any:
+    """Return ``instance`` with every missing key that has a schema default filled in (recursively)."""
+    root = schema if root is None else root
+    schema = _resolve(schema, root)
+    if schema.get("type") == "array" and isinstance(instance, list) and "items" in schema:
+        return [fill_defaults(item, schema["items"], root) for item in instance]
+    if schema.get("type") != "object" or not isinstance(instance, dict):
+        return instance
+    out = dict(instance)
+    for key, sub in schema.get("properties", {}).items():
+        sub = _resolve(sub, root)
+        if key not in out:
+            if "default" not in sub:
+                continue
+            out[key] = copy.deepcopy(sub["default"])
+        out[key] = fill_defaults(out[key], sub, root)
+    return out
+
+
+def _key_path(path) -> str:
+    parts = []
+    for item in path:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(top level)"
+
+
+def _describe(schema: Mapping[str, Any], path) -> str:
+    """The schema description of the key at ``path`` (for error messages)."""
+    node: Mapping[str, Any] = schema
+    for item in path:
+        node = _resolve(node, schema)
+        if isinstance(item, int):
+            node = node.get("items", {})
+        else:
+            node = node.get("properties", {}).get(item, {})
+    return _resolve(node, schema).get("description", "")
+
+
+def validate_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> dict[str, Any]:
+    """Validate ``config`` (defaults filled) and return the completed config; raise UserError on the first problem."""
+    import jsonschema
+
+    schema = load_schema()
+    config = fill_defaults(dict(config or {}), schema)
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        err = errors[0]
+        key = list(err.absolute_path)
+        if err.validator == "additionalProperties":
+            message = err.message.replace("Additional properties are not allowed", "unknown key(s)")
+        else:
+            message = err.message
+        description = _describe(schema, key)
+        hint = f" ({description})" if description else ""
+        raise UserError(f"config key '{_key_path(key)}': {message}{hint}")
+    _check_semantics(config, Path(base_dir))
+    return config
+
+
+def _check_semantics(config: Mapping[str, Any], base_dir: Path) -> None:
+    """Checks a JSON schema cannot express: ordered ranges, existing files, names PySCF knows."""
+    for system in config["systems"]:
+        block = config.get(system, {})
+        t_range = block.get("temperature_range")
+        if t_range and t_range[0] > t_range[1]:
+            raise UserError(f"config key '{system}.temperature_range': lower bound {t_range[0]} exceeds upper bound {t_range[1]}")
+    if len(set(config["systems"])) != len(config["systems"]):
+        raise UserError(f"config key 'systems': a system is listed twice: {config['systems']}")
+    for system, path in (config["reference"].get("extra_configurations") or {}).items():
+        if not (base_dir / path).is_file():
+            raise UserError(f"config key 'reference.extra_configurations.{system}': file '{path}' not found")
+    if any(s in MOLECULAR_SYSTEMS for s in config["systems"]):
+        from .reference.qm import check_method
+
+        check_method(config["reference"]["method"])
+
+
+def stage_settings(config: Mapping[str, Any], system: str, stage: str) -> dict[str, Any]:
+    """What a stage job for ``system`` depends on: the stage section, the system block and the seed.
+
+    Rules pass this to the CLI (``--settings``) and as ``params``, so changing a key reruns exactly
+    the stages that read it; its hash is the config hash recorded in provenance.
+    """
+    return {
+        "system": system,
+        "seed": config["seed"],
+        "system_settings": config.get(system, {}),
+        stage: config.get(stage, {}),
+    }
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("config", help="validate a config file and print it with defaults filled")
+    parser.add_argument("configfile", help="YAML config (e.g. config/config.yaml)")
+    parser.set_defaults(func=_run_check)
+
+
+def _run_check(args) -> None:
+    import yaml
+
+    config = validate_config(load_yaml(args.configfile), base_dir=".")
+    print(yaml.safe_dump(config, sort_keys=False), end="")
