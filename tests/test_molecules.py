@@ -1,0 +1,95 @@
+"""Molecule definitions and whole-molecule grouping (pure numpy, milliseconds)."""
+
+import numpy as np
+import pytest
+
+from liquidscale.errors import UserError
+from liquidscale.molecules import CO2, WATER, cut_cluster, get_molecule, group_molecules, is_dissociated, minimum_image
+
+
+def _random_rotation(rng):
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    return q * np.sign(np.diag(r))
+
+
+def _lattice_frame(molecule, n_side, spacing, rng):
+    """Molecules on a cubic lattice with random orientations in a periodic cube, atoms shuffled."""
+    centres = np.stack(np.meshgrid(*[np.arange(n_side)] * 3, indexing="ij"), -1).reshape(-1, 3) * spacing
+    positions = np.concatenate([c + molecule.geometry() @ _random_rotation(rng).T for c in centres])
+    symbols = list(molecule.symbols) * len(centres)
+    cell = np.eye(3) * n_side * spacing
+    positions = positions % np.diag(cell)  # wrap: some molecules straddle the boundary
+    perm = rng.permutation(len(symbols))
+    return [symbols[i] for i in perm], positions[perm], cell
+
+
+def test_geometry_matches_equilibrium_bonds_and_angles():
+    for mol in (WATER, CO2):
+        xyz = mol.geometry()
+        r1, r2 = xyz[1] - xyz[0], xyz[2] - xyz[0]
+        assert np.linalg.norm(r1) == pytest.approx(mol.bond_length)
+        assert np.linalg.norm(r2) == pytest.approx(mol.bond_length)
+        cos = r1 @ r2 / (np.linalg.norm(r1) * np.linalg.norm(r2))
+        assert np.degrees(np.arccos(np.clip(cos, -1, 1))) == pytest.approx(mol.angle, abs=1e-6)
+
+
+def test_masses_sites_formula():
+    assert WATER.mass == pytest.approx(18.015, abs=1e-3)
+    assert CO2.mass == pytest.approx(44.009, abs=1e-3)
+    assert WATER.symbols[WATER.site_index()] == "O" and CO2.symbols[CO2.site_index()] == "C"
+    assert CO2.site_index("O") == 1
+    with pytest.raises(UserError, match="density site 'H'"):
+        CO2.site_index("H")
+    assert WATER.formula(6) == "O6H12" and CO2.formula(2) == "C2O4"
+    assert get_molecule("co2") is CO2
+    with pytest.raises(UserError, match="lj"):
+        get_molecule("lj")
+
+
+def test_minimum_image_orthorhombic():
+    cell = np.diag([10.0, 12.0, 14.0])
+    d = minimum_image(np.array([[9.0, -7.0, 7.5]]), cell)
+    np.testing.assert_allclose(d, [[-1.0, 5.0, -6.5]])
+
+
+@pytest.mark.parametrize("molecule", [WATER, CO2])
+def test_grouping_recovers_molecules_across_periodic_boundaries(molecule):
+    rng = np.random.default_rng(1)
+    symbols, positions, cell = _lattice_frame(molecule, 3, 3.5, rng)
+    grouping = group_molecules(symbols, positions, molecule, cell)
+    assert grouping.intact, grouping.reason
+    assert grouping.members.shape == (27, 3)
+    assert sorted(grouping.members.ravel()) == list(range(81))
+    for m in grouping.members:
+        assert [symbols[i] for i in m] == list(molecule.symbols)
+        bonds = np.linalg.norm(minimum_image(positions[m[1:]] - positions[m[0]], cell), axis=1)
+        np.testing.assert_allclose(bonds, molecule.bond_length, atol=1e-9)
+    # without the cell, the molecules straddling the boundary look broken
+    assert is_dissociated(symbols, positions, molecule, cell=None)
+
+
+def test_dissociation_detected():
+    xyz = np.concatenate([WATER.geometry(), WATER.geometry() + [4.0, 0, 0]])
+    symbols = list(WATER.symbols) * 2
+    assert not is_dissociated(symbols, xyz, WATER)
+    stretched = xyz.copy()
+    stretched[1] = [1.6, 0, 0]  # O-H 1.6 Å: proton on its way out
+    assert "bond" in group_molecules(symbols, stretched, WATER).reason
+    transferred = xyz.copy()
+    transferred[1] = [3.1, 0, 0]  # proton transfer: the second O now owns three H
+    assert "partners" in group_molecules(symbols, transferred, WATER).reason
+    assert "not part of" in group_molecules(["O", "H", "C"], WATER.geometry(), WATER).reason
+
+
+def test_cut_cluster_returns_nearest_whole_molecules():
+    rng = np.random.default_rng(2)
+    symbols, positions, cell = _lattice_frame(WATER, 3, 3.0, rng)
+    atom = symbols.index("H")
+    cl_symbols, cl_xyz = cut_cluster(symbols, positions, WATER, atom, 7, cell)
+    assert cl_symbols == list(WATER.symbols) * 7
+    grouping = group_molecules(cl_symbols, cl_xyz, WATER)  # whole without any cell
+    assert grouping.intact
+    # the atom's own molecule plus its six lattice neighbours at 3 Å
+    centre_dist = np.sort(np.linalg.norm(cl_xyz[0::3], axis=1))
+    assert centre_dist[0] == pytest.approx(WATER.bond_length)
+    assert np.all(centre_dist[1:] < 3.0 + WATER.bond_length + 1e-9)
