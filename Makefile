@@ -1,0 +1,55 @@
+# The only two commands a new user needs: `make demo` and `make test`. Both build .venv first.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+PIP := $(VENV)/bin/python -m pip --disable-pip-version-check
+CONSTRAINTS := -c requirements/constraints.txt
+REQUIREMENTS := requirements/constraints.txt requirements/build.txt requirements/deepmd.txt requirements/base.txt pyproject.toml
+# The stamp's name is a hash of everything the environment is built from: edit a pin and `make env` rebuilds.
+STAMP := $(VENV)/.env-$(shell cat $(REQUIREMENTS) | sha256sum | cut -c1-16)
+CORES ?= $(shell nproc)
+SNAKEMAKE := $(VENV)/bin/snakemake
+
+.PHONY: env demo test test-fast lint bench clean-env help
+
+help:
+	@echo "make demo   set up .venv and run the whole embedded campaign (config/config.yaml)"
+	@echo "make test   set up .venv and run the test suite"
+	@echo "make env    only build .venv (idempotent; seconds when nothing changed)"
+	@echo "make lint   snakemake --lint"
+	@echo "make bench  run the benchmarks in bench/ (prints ratios)"
+
+env: $(STAMP)
+
+$(STAMP): $(REQUIREMENTS)
+	@echo ">> building $(VENV) (torch 2.13.0 held by requirements/constraints.txt)"
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	rm -f $(VENV)/.env-*
+	$(PIP) install -q -r requirements/constraints.txt
+	$(PIP) install -q $(CONSTRAINTS) -r requirements/build.txt
+	DP_ENABLE_TENSORFLOW=0 DP_ENABLE_PYTORCH=1 DP_VARIANT=cpu \
+	  $(PIP) install -q $(CONSTRAINTS) --no-build-isolation --no-binary deepmd-kit -r requirements/deepmd.txt
+	$(PIP) install -q $(CONSTRAINTS) -r requirements/base.txt
+	$(PIP) install -q $(CONSTRAINTS) --no-deps --no-build-isolation -e .
+	$(VENV)/bin/python -c "import torch, deepmd.pt, pyscf, snakemake; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	touch $@
+
+demo: env
+	$(SNAKEMAKE) --profile profiles/local --cores $(CORES)
+	$(SNAKEMAKE) --profile profiles/local --cores $(CORES) --report results/report.zip
+
+test: env
+	$(VENV)/bin/python -m pytest -q --timeout 2400
+
+test-fast: env
+	$(VENV)/bin/python -m pytest -q -m "not slow and not slurm and not workflow"
+
+lint: env
+	$(SNAKEMAKE) --lint
+
+bench: env
+	for b in bench/bench_*.py; do $(VENV)/bin/python $$b; done
+
+clean-env:
+	rm -rf $(VENV)
