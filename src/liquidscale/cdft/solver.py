@@ -1,0 +1,175 @@
+"""Self-consistent planar density profiles: the Euler-Lagrange equation solved by mixed Picard iteration.
+
+    rho(z) = exp(beta mu - beta V_ext(z) + c1[rho](z))
+
+is iterated in log space (so the density stays positive and strong walls are harmless) with Anderson
+acceleration and an adaptive step: the step grows while the residual falls and halves, with the
+history cleared, when it rises or the functional leaves its domain (e.g. a local packing fraction
+above one). Grand canonical: mu fixed. Canonical: the mean density fixed, mu follows from the
+normalisation. A profile is only ever returned converged; otherwise ConvergenceError says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from .functional import Functional
+
+
+class ConvergenceError(UserError):
+    """The iteration did not reach the tolerance; ``residuals`` holds max|delta rho| per iteration."""
+
+    def __init__(self, message: str, residuals: list[float]):
+        tail = ", ".join(f"{r:.3g}" for r in residuals[-8:])
+        super().__init__(f"{message} after {len(residuals)} iterations; last residuals max|delta rho|: [{tail}]")
+        self.residuals = residuals
+
+
+@dataclass(frozen=True)
+class Solution:
+    """A converged profile: rho on the grid, beta mu and mu (energy units), and the residual history."""
+
+    rho: np.ndarray
+    beta_mu: float
+    mu: float
+    iterations: int
+    residuals: list[float] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    """Tolerance on max|delta rho| (density units), iteration cap, initial/maximal step, Anderson history."""
+
+    tol: float = 1e-9
+    max_iter: int = 5000
+    step: float = 0.05
+    max_step: float = 0.5
+    anderson: int = 6
+
+
+def solve(
+    functional: Functional,
+    V_ext: np.ndarray,
+    T: float,
+    *,
+    mu: float | None = None,
+    mean_density: float | None = None,
+    k_B: float = 1.0,
+    rho_init: np.ndarray | None = None,
+    symmetric: bool = False,
+    settings: SolverSettings = SolverSettings(),
+) -> Solution:
+    """Solve for rho(z) in ``V_ext`` at temperature ``T``: give exactly one of ``mu`` or ``mean_density``.
+
+    ``symmetric`` imposes rho(z) = rho(L - z) (needs a mirror-symmetric V_ext); it suppresses
+    symmetry-broken solutions and halves the error of a symmetric problem.
+    """
+    if (mu is None) == (mean_density is None):
+        raise UserError("solve needs exactly one of mu (grand canonical) or mean_density (canonical)")
+    beta = 1.0 / (k_B * T)
+    beta_V = torch.as_tensor(beta * np.asarray(V_ext, dtype=float), dtype=torch.float64)
+    free = torch.isfinite(beta_V)
+    if not free.any():
+        raise UserError("V_ext is +inf everywhere: there is no room for particles")
+    if symmetric and not torch.equal(beta_V, beta_V.flip(0)):
+        raise UserError("symmetric=True needs a mirror-symmetric V_ext (V(z) = V(L - z))")
+    fixed_point = _FixedPoint(functional, beta_V, free, T, None if mu is None else beta * mu, mean_density)
+    u = fixed_point.initial_log_density(rho_init)
+    u, beta_mu, residuals = _iterate(fixed_point, u, symmetric, settings)
+    rho = fixed_point.density(u).numpy()
+    return Solution(rho=rho, beta_mu=beta_mu, mu=beta_mu / beta, iterations=len(residuals), residuals=residuals)
+
+
+class _FixedPoint:
+    """The Euler-Lagrange map on ln rho of the free (finite-V) grid points."""
+
+    def __init__(self, functional: Functional, beta_V, free, T: float, beta_mu: float | None, mean_density: float | None):
+        self.functional, self.beta_V, self.free, self.T = functional, beta_V, free, T
+        self.beta_mu, self.mean_density = beta_mu, mean_density
+
+    def density(self, u: torch.Tensor) -> torch.Tensor:
+        rho = torch.zeros_like(self.beta_V)
+        rho[self.free] = torch.exp(u)
+        return rho
+
+    def initial_log_density(self, rho_init: np.ndarray | None) -> torch.Tensor:
+        """ln of a starting profile: the given one, or a dilute Boltzmann profile (safe for any functional)."""
+        if rho_init is not None:
+            rho = torch.as_tensor(np.asarray(rho_init, dtype=float))[self.free]
+            return torch.log(rho.clamp_min(1e-300))
+        bolt = torch.exp(-(self.beta_V[self.free] - self.beta_V[self.free].min()).clamp_max(700.0))
+        if self.mean_density is not None:
+            return torch.log(bolt * self.mean_density * len(self.beta_V) / bolt.sum())
+        dilute = min(float(np.exp(min(self.beta_mu, 700.0))), 0.5 / self.functional.interaction_range)
+        return torch.log(bolt * dilute)
+
+    def __call__(self, u: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """New ln rho on the free points and the beta mu it implies (fixed, or from the normalisation)."""
+        with torch.no_grad():
+            c1 = self.functional.c1(self.density(u), self.T)[self.free]
+        log_bolt = c1 - self.beta_V[self.free]
+        if self.beta_mu is not None:
+            return self.beta_mu + log_bolt, self.beta_mu
+        # mean over the whole box: sum(exp(beta mu + log_bolt)) / n_total = mean_density
+        n_total = len(self.beta_V)
+        shift = torch.logsumexp(log_bolt, 0) - np.log(n_total)
+        beta_mu = float(np.log(self.mean_density) - shift)
+        return log_bolt + beta_mu, beta_mu
+
+
+def _iterate(fixed_point: _FixedPoint, u: torch.Tensor, symmetric: bool, s: SolverSettings):
+    step = s.step
+    history_u: list[torch.Tensor] = []
+    history_r: list[torch.Tensor] = []
+    residuals: list[float] = []
+    previous = float("inf")
+    accepted_u = u
+    for _ in range(s.max_iter):
+        g, beta_mu = fixed_point(u)
+        if not torch.isfinite(g).all():
+            # the trial profile left the functional's domain: step back and shorten the step
+            if accepted_u is u:
+                raise ConvergenceError("the initial profile is outside the functional's domain", residuals or [float("nan")])
+            u, step = accepted_u, step / 2
+            history_u.clear(), history_r.clear()
+            continue
+        r = g - u
+        delta = float((torch.exp(g) - torch.exp(u)).abs().max())
+        residuals.append(delta)
+        if delta < s.tol:
+            return g if not symmetric else _symmetrise(fixed_point, g), beta_mu, residuals
+        if delta > previous * 1.5:
+            step = max(step / 2, 1e-4)
+            history_u.clear(), history_r.clear()
+        else:
+            step = min(step * 1.05, s.max_step)
+        previous = delta
+        accepted_u = u
+        u = _anderson_step(u, r, history_u, history_r, step, s.anderson)
+        if symmetric:
+            u = _symmetrise(fixed_point, u)
+    raise ConvergenceError("the density profile did not converge", residuals)
+
+
+def _anderson_step(u, r, history_u: list, history_r: list, step: float, depth: int) -> torch.Tensor:
+    """Anderson (Pulay) mixing of the last ``depth`` iterates; plain damped Picard when depth is 0."""
+    history_u.append(u)
+    history_r.append(r)
+    if len(history_u) > depth + 1:
+        history_u.pop(0), history_r.pop(0)
+    if len(history_u) < 2:
+        return u + step * r
+    dU = torch.stack([b - a for a, b in zip(history_u[:-1], history_u[1:])], 1)
+    dR = torch.stack([b - a for a, b in zip(history_r[:-1], history_r[1:])], 1)
+    gamma = torch.linalg.lstsq(dR, r.unsqueeze(1), driver="gelsd").solution.squeeze(1)
+    return u + step * r - (dU + step * dR) @ gamma
+
+
+def _symmetrise(fixed_point: _FixedPoint, u: torch.Tensor) -> torch.Tensor:
+    full = torch.zeros_like(fixed_point.beta_V)
+    full[fixed_point.free] = u
+    return ((full + full.flip(0)) / 2)[fixed_point.free]
