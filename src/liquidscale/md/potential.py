@@ -1,0 +1,106 @@
+"""The ``Potential`` protocol the MD engine drives, unit systems, and an analytic Lennard-Jones fluid.
+
+A potential is bound to one composition (its atom types are fixed at construction) and evaluates B
+replicas of that composition in one call: ``potential(positions[B, N, 3], cell_lengths[B, 3])`` returns
+``(energy[B], forces[B, N, 3])`` in the unit system of the system (eV and eV/Å for water and CO2;
+epsilon and epsilon/sigma for ``lj``). Boxes are orthorhombic and periodic in all three directions.
+The DeePMD implementation lives in ``liquidscale.mlip.deepmd_potential``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from ..errors import UserError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+
+@runtime_checkable
+class Potential(Protocol):
+    type_map: Sequence[str]  # element/type names, in the model's order
+    cutoff: float  # interaction range in the length unit; boxes must be at least twice as wide
+
+    def __call__(self, positions: "torch.Tensor", cell_lengths: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+        """Energies [B] and forces [B, N, 3] of B replicas with the same atoms."""
+        ...
+
+
+@dataclass(frozen=True)
+class Units:
+    """How the integrator turns forces and kT into accelerations and velocities.
+
+    ``k_B`` is Boltzmann's constant in energy per temperature unit; ``acceleration`` converts
+    force / mass (energy / (length mass)) into length / time^2.
+    """
+
+    name: str
+    k_B: float
+    acceleration: float
+    length: str
+    energy: str
+    time: str
+    temperature: str
+
+
+# Å, eV, ps, K, atomic mass units: 1 eV / (u Å) = 9648.5332 Å/ps^2 (CODATA 2018).
+METAL = Units("metal", k_B=8.617333262e-5, acceleration=9648.53321233, length="angstrom", energy="eV", time="ps", temperature="K")
+# sigma, epsilon, tau = sigma sqrt(m / epsilon), epsilon / k_B, particle mass 1.
+REDUCED = Units("reduced", k_B=1.0, acceleration=1.0, length="sigma", energy="epsilon", time="tau", temperature="epsilon/k_B")
+
+
+def minimum_image(delta: "torch.Tensor", cell_lengths: "torch.Tensor") -> "torch.Tensor":
+    """Shortest periodic images of displacements ``delta`` [B, ..., 3] in orthorhombic boxes [B, 3]."""
+    box = cell_lengths.reshape(cell_lengths.shape[0], *([1] * (delta.dim() - 2)), 3)
+    return delta - box * (delta / box).round()
+
+
+def check_box(cell_lengths: "torch.Tensor", cutoff: float) -> None:
+    """Minimum image needs every box edge at least twice the cutoff."""
+    short = float(cell_lengths.min())
+    if short < 2.0 * cutoff:
+        raise UserError(f"box edge {short:.3f} is shorter than twice the potential cutoff {cutoff:.3f}; enlarge the box (sampling.box) or shorten the cutoff")
+
+
+class LennardJones:
+    """Truncated-and-shifted Lennard-Jones pair potential in reduced units (sigma = epsilon = 1).
+
+    u(r) = 4 (r^-12 - r^-6) - u(r_c) for r < r_c, 0 beyond: continuous energy, forces truncated at r_c.
+    All pairs are evaluated with the minimum image ([B, N, N] tensors): for a few hundred particles
+    this beats a neighbour list on CPU and is one fused batched call on a GPU.
+    """
+
+    type_map = ("X",)
+
+    def __init__(self, cutoff: float = 2.5):
+        if cutoff <= 1.0:
+            raise UserError(f"Lennard-Jones cutoff {cutoff} must exceed 1 sigma")
+        self.cutoff = float(cutoff)
+        self.shift = 4.0 * (cutoff**-12 - cutoff**-6)
+
+    def _pairs(self, positions: "torch.Tensor", cell_lengths: "torch.Tensor"):
+        import torch
+
+        delta = minimum_image(positions[:, :, None, :] - positions[:, None, :, :], cell_lengths)
+        r2 = (delta * delta).sum(-1)
+        n = positions.shape[1]
+        inside = (r2 < self.cutoff**2) & ~torch.eye(n, dtype=torch.bool, device=positions.device)
+        inv_r2 = torch.where(inside, 1.0 / torch.where(inside, r2, torch.ones_like(r2)), torch.zeros_like(r2))
+        inv_r6 = inv_r2**3
+        return delta, inside, inv_r2, inv_r6
+
+    def __call__(self, positions: "torch.Tensor", cell_lengths: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+        delta, inside, inv_r2, inv_r6 = self._pairs(positions, cell_lengths)
+        pair_energy = (4.0 * (inv_r6 * inv_r6 - inv_r6) - self.shift) * inside
+        # -du/dr / r = 24 (2 r^-12 - r^-6) / r^2 ; force on i = sum_j that * (r_i - r_j)
+        scale = 24.0 * (2.0 * inv_r6 * inv_r6 - inv_r6) * inv_r2
+        forces = (scale[..., None] * delta).sum(2)
+        return 0.5 * pair_energy.sum((1, 2)), forces
+
+    def virial(self, positions: "torch.Tensor", cell_lengths: "torch.Tensor") -> "torch.Tensor":
+        """W = sum over pairs r_ij . F_ij [B]; the pressure is (N k T + W / 3) / V."""
+        _, _, inv_r2, inv_r6 = self._pairs(positions, cell_lengths)
+        return 0.5 * (24.0 * (2.0 * inv_r6 * inv_r6 - inv_r6)).sum((1, 2))
