@@ -140,14 +140,47 @@ def stage_settings(config: Mapping[str, Any], system: str, stage: str) -> dict[s
     }
 
 
+def schema_markdown() -> str:
+    """One markdown table per top-level section of the schema: key, default, description (for config/README.md)."""
+    import json
+
+    schema = load_schema()
+    blocks = []
+    for section, node in schema["properties"].items():
+        rows = [(section, node)] if _resolve(node, schema).get("type") != "object" else []
+        rows += list(_properties(_resolve(node, schema), schema, section))
+        lines = [f"### `{section}`", "", _resolve(node, schema).get("description", ""), ""]
+        lines += ["| key | default | description |", "| --- | --- | --- |"]
+        for key, sub in rows:
+            default = json.dumps(sub["default"]) if "default" in sub else ""
+            lines.append(f"| `{key}` | `{default}` | {' '.join(sub.get('description', '').split())} |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def _properties(node: Mapping[str, Any], root: Mapping[str, Any], prefix: str):
+    for key, sub in node.get("properties", {}).items():
+        sub = _resolve(sub, root)
+        if sub.get("type") == "object" and sub.get("properties"):
+            yield from _properties(sub, root, f"{prefix}.{key}")
+        else:
+            yield f"{prefix}.{key}", sub
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("config", help="validate a config file and print it with defaults filled")
-    parser.add_argument("configfile", help="YAML config (e.g. config/config.yaml)")
+    parser.add_argument("configfile", nargs="?", help="YAML config (e.g. config/config.yaml)")
+    parser.add_argument("--docs", action="store_true", help="print the markdown reference of every key instead")
     parser.set_defaults(func=_run_check)
 
 
 def _run_check(args) -> None:
     import yaml
 
+    if args.docs:
+        print(schema_markdown(), end="")
+        return
+    if not args.configfile:
+        raise UserError("give a config file to check, or --docs")
     config = validate_config(load_yaml(args.configfile), base_dir=".")
     print(yaml.safe_dump(config, sort_keys=False), end="")
