@@ -1,0 +1,1 @@
+"""Thermodynamics from a trained functional: bulk EOS, coexistence, critical point, pair-structure poles, interfaces, pores."""

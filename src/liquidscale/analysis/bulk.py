@@ -1,0 +1,253 @@
+"""Bulk thermodynamics from a functional's bulk excess chemical potential.
+
+Everything derives from one smooth function per temperature, beta mu_ex(rho) = -c1_b(rho), the
+one-body direct correlation of a constant profile. It is represented by a Chebyshev series on
+[0, rho_max] so that beta mu, its derivatives and the excess free energy
+beta f_ex(rho) = integral_0^rho beta mu_ex are exact operations on the series (spectral accuracy for
+a smooth functional, cheap enough for nested root finding), and
+
+    beta mu = ln rho + beta mu_ex,     beta p = rho + rho beta mu_ex - beta f_ex.
+
+Coexistence is equal mu and p in two phases; the spinodal is d mu / d rho = 0; the critical point is
+the temperature where the van der Waals loop (two turning points of mu) vanishes. Every solver
+returns a result or a reason why there is none; none invents a transition.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from numpy.polynomial import Chebyshev
+from scipy.optimize import brentq
+
+# beta mu_ex(rho, T) for an array of bulk densities at one temperature (= -c1 of constant profiles).
+BulkExcess = Callable[[np.ndarray, float], np.ndarray]
+
+
+class NotFound(Exception):
+    """A thermodynamic object does not exist in the searched range, or the EOS is too rough to say."""
+
+
+@dataclass(frozen=True)
+class Isotherm:
+    """The bulk equation of state at one temperature (internal units; beta = 1 / k_B T)."""
+
+    T: float
+    mu_ex: Chebyshev  # beta mu_ex(rho)
+    fit_error: float  # max |series - functional| at points between the nodes
+
+    @classmethod
+    def from_functional(cls, excess: BulkExcess, T: float, rho_max: float, degree: int = 96) -> "Isotherm":
+        """Interpolate beta mu_ex at Chebyshev points (DCT); the error is measured at the midpoints."""
+        from scipy.fft import dct
+
+        nodes = np.cos(np.pi * np.arange(degree + 1) / degree)
+        mids = np.cos(np.pi * (np.arange(degree) + 0.5) / degree)
+        rho = 0.5 * rho_max * (np.concatenate([nodes, mids]) + 1.0)
+        values = np.asarray(excess(rho, T), dtype=float)
+        if not np.all(np.isfinite(values)):
+            bad = rho[~np.isfinite(values)]
+            raise NotFound(f"beta mu_ex is not finite at rho = {bad.min():.4g} (T = {T:g}); lower density_max")
+        coef = dct(values[: degree + 1], type=1) / degree
+        coef[[0, -1]] /= 2.0
+        series = Chebyshev(coef, domain=[0.0, rho_max])
+        error = float(np.max(np.abs(series(rho[degree + 1 :]) - values[degree + 1 :])))
+        return cls(float(T), series, error)
+
+    @property
+    def rho_max(self) -> float:
+        return float(self.mu_ex.domain[1])
+
+    @cached_property
+    def _dmu_ex(self) -> Chebyshev:
+        return self.mu_ex.deriv()
+
+    @cached_property
+    def _p_ex(self) -> Chebyshev:
+        """beta p - rho = rho beta mu_ex - beta f_ex, one series so a pressure is one evaluation."""
+        x = Chebyshev.identity(domain=self.mu_ex.domain)
+        return x * self.mu_ex - self.mu_ex.integ(lbnd=0.0)
+
+    def beta_mu(self, rho):
+        return np.log(rho) + self.mu_ex(rho)
+
+    def dbeta_mu(self, rho):
+        return 1.0 / rho + self._dmu_ex(rho)
+
+    def beta_f_ex(self, rho):
+        return self.mu_ex.integ(lbnd=0.0)(rho)
+
+    def beta_p(self, rho):
+        return rho + self._p_ex(rho)
+
+    def dbeta_p(self, rho):
+        """d(beta p)/d rho = rho d(beta mu)/d rho = 1/S(0): positive where the fluid is stable."""
+        return 1.0 + rho * self._dmu_ex(rho)
+
+    def _interior_roots(self, series: Chebyshev, samples: int = 4001) -> np.ndarray:
+        """Sign changes on a fine grid, polished by bracketing (cheaper and sturdier than companion eigenvalues)."""
+        x = np.linspace(0.0, self.rho_max, samples)[1:-1]
+        y = series(x)
+        change = np.flatnonzero(np.sign(y[:-1]) * np.sign(y[1:]) < 0)
+        return np.array([brentq(series, x[i], x[i + 1], xtol=1e-15, rtol=1e-15) for i in change])
+
+    def spinodal(self) -> np.ndarray:
+        """Densities where d mu / d rho = 0 (turning points of mu, limits of metastability)."""
+        x = Chebyshev.identity(domain=self.mu_ex.domain)
+        return self._interior_roots(1.0 + x * self._dmu_ex)
+
+    def min_dbeta_p(self) -> tuple[float, float]:
+        """(min over 0 < rho < rho_max of d(beta p)/d rho, the density where it is taken)."""
+        x = Chebyshev.identity(domain=self.mu_ex.domain)
+        slope = 1.0 + x * self._dmu_ex
+        candidates = np.concatenate([[0.0, self.rho_max], self._interior_roots(slope.deriv())])
+        values = slope(candidates)
+        i = int(np.argmin(values))
+        return float(values[i]), float(candidates[i])
+
+
+@dataclass(frozen=True)
+class Coexistence:
+    T: float
+    rho_vapour: float
+    rho_liquid: float
+    beta_mu: float
+    beta_p: float
+    spinodal_vapour: float
+    spinodal_liquid: float
+
+
+def coexistence(iso: Isotherm) -> Coexistence:
+    """Equal beta mu and beta p in a vapour and a liquid on either side of a single van der Waals loop.
+
+    The chemical potential is the unknown: for each mu the vapour and liquid densities follow by
+    inverting the two stable, monotonic branches, and p_l(mu) - p_v(mu) increases with mu (its
+    derivative is rho_l - rho_v), so a bracketing root finder cannot fall onto rho_v = rho_l.
+    """
+    turning = iso.spinodal()
+    if turning.size == 0:
+        raise NotFound(f"no van der Waals loop at T = {iso.T:g}: mu(rho) is monotonic up to rho = {iso.rho_max:g}")
+    if turning.size != 2:
+        raise NotFound(
+            f"mu(rho) has {turning.size} turning points at T = {iso.T:g} (at rho = {np.array2string(turning, precision=4)}): "
+            "not a single van der Waals loop, the functional is too rough to define one coexistence"
+        )
+    s_v, s_l = (float(r) for r in turning)
+    mu_top, mu_bottom = float(iso.beta_mu(s_v)), float(iso.beta_mu(s_l))
+    mu_end = float(iso.beta_mu(iso.rho_max))
+
+    def rho_vapour(mu: float) -> float:
+        # ln rho + mu_ex(rho) = mu; mu_ex -> mu_ex(0) at rho -> 0, so the root lies above exp(mu - mu_ex(0) - 50).
+        low = min(mu - float(iso.mu_ex(0.0)) - 50.0, math.log(s_v) - 1.0)
+        return math.exp(_increasing_root(lambda x: float(iso.beta_mu(math.exp(x))) - mu, low, math.log(s_v)))
+
+    def rho_liquid(mu: float) -> float:
+        return _increasing_root(lambda r: float(iso.beta_mu(r)) - mu, s_l, iso.rho_max)
+
+    def pressure_gap(mu: float) -> float:
+        return float(iso.beta_p(rho_liquid(mu)) - iso.beta_p(rho_vapour(mu)))
+
+    upper = min(mu_top, mu_end)
+    if pressure_gap(upper) < 0.0:
+        raise NotFound(f"the coexisting liquid at T = {iso.T:g} lies above density_max = {iso.rho_max:g}; raise it")
+    mu = brentq(pressure_gap, mu_bottom, upper, xtol=1e-14, rtol=1e-14)
+    rho_v, rho_l = rho_vapour(mu), rho_liquid(mu)
+    return Coexistence(iso.T, rho_v, rho_l, mu, float(iso.beta_p(rho_l)), s_v, s_l)
+
+
+def _increasing_root(f: Callable[[float], float], a: float, b: float) -> float:
+    """Root of an increasing f on [a, b]; an end where f is zero up to rounding is the root."""
+    if f(a) >= 0.0:
+        return a
+    if f(b) <= 0.0:
+        return b
+    return brentq(f, a, b, xtol=1e-15, rtol=1e-15)
+
+
+def has_loop(iso: Isotherm) -> bool:
+    return iso.min_dbeta_p()[0] < 0.0
+
+
+@dataclass(frozen=True)
+class CriticalPoint:
+    T: float
+    rho: float
+    beta_p: float
+
+
+def critical_point(excess: BulkExcess, T_loop: float, T_stable: float, rho_max: float, degree: int = 96) -> CriticalPoint:
+    """The temperature between ``T_loop`` (has a loop) and ``T_stable`` (none) where the loop closes.
+
+    min_rho d(beta p)/d rho is negative below Tc, positive above and smooth through Tc, so its root
+    is Tc and the minimiser is rho_c.
+    """
+
+    def isotherm(T: float) -> Isotherm:
+        return Isotherm.from_functional(excess, T, rho_max, degree)
+
+    Tc = brentq(lambda T: isotherm(T).min_dbeta_p()[0], T_loop, T_stable, xtol=1e-12 * abs(T_stable), rtol=1e-12)
+    iso = isotherm(Tc)
+    rho_c = iso.min_dbeta_p()[1]
+    return CriticalPoint(float(Tc), rho_c, float(iso.beta_p(rho_c)))
+
+
+@dataclass
+class PhaseDiagram:
+    """What the bulk analysis found; ``reason`` says why a missing part is missing."""
+
+    isotherms: list[Isotherm]
+    binodal: list[Coexistence]
+    critical: CriticalPoint | None
+    reason: str  # empty when a transition and its critical point were found
+
+
+def binodal_temperatures(T_low: float, Tc: float, n: int) -> np.ndarray:
+    """n temperatures from T_low towards Tc, crowding quadratically near Tc where the binodal bends fastest."""
+    s = np.arange(n) / n
+    return Tc - (Tc - T_low) * (1.0 - s) ** 2
+
+
+def phase_diagram(excess: BulkExcess, temperatures: Sequence[float], rho_max: float, n_binodal: int = 32, degree: int = 96) -> PhaseDiagram:
+    """Scan the isotherms, locate the critical point, trace the binodal from the lowest T towards Tc.
+
+    Along the trace each coexistence is checked against the previous one (the liquid density must not
+    rise and the vapour density must not fall on heating); a break ends the trace with its reason.
+    """
+    temperatures = np.sort(np.asarray(temperatures, dtype=float))
+    isotherms = [Isotherm.from_functional(excess, T, rho_max, degree) for T in temperatures]
+    loops = np.array([has_loop(iso) for iso in isotherms])
+    if not loops.any():
+        return PhaseDiagram(
+            isotherms, [], None,
+            f"no liquid-vapour transition: d(beta p)/d rho > 0 for 0 < rho < {rho_max:g} at every T in "
+            f"[{temperatures[0]:g}, {temperatures[-1]:g}]",
+        )
+    first = int(np.argmax(loops))
+    reason = ""
+    if loops.all():
+        critical = None
+        Tc_bound = float(temperatures[-1])
+        reason = f"critical point above the analysed temperatures: a van der Waals loop persists at T = {Tc_bound:g}"
+        T_trace = np.linspace(temperatures[first], Tc_bound, n_binodal)
+    else:
+        stable_after = first + int(np.argmin(loops[first:]))
+        if loops[stable_after:].any():
+            reason = "the loop disappears and reappears on heating: the functional is too rough for one critical point"
+        critical = critical_point(excess, float(temperatures[stable_after - 1]), float(temperatures[stable_after]), rho_max, degree)
+        T_trace = binodal_temperatures(float(temperatures[first]), critical.T, n_binodal)
+    binodal: list[Coexistence] = []
+    for T in T_trace:
+        try:
+            point = coexistence(Isotherm.from_functional(excess, float(T), rho_max, degree))
+        except NotFound as exc:
+            reason = reason or f"binodal trace stopped: {exc}"
+            break
+        if binodal and (point.rho_liquid > binodal[-1].rho_liquid * (1 + 1e-9) or point.rho_vapour < binodal[-1].rho_vapour * (1 - 1e-9)):
+            reason = reason or f"binodal trace stopped at T = {T:g}: coexisting densities move apart on heating (rough functional)"
+            break
+        binodal.append(point)
+    return PhaseDiagram(isotherms, binodal, critical, reason)
