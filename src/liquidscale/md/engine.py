@@ -86,7 +86,7 @@ class LangevinEngine:
         check_box(self.cell, potential.cutoff)
         self.mass = torch.as_tensor(np.asarray(masses, dtype=float), **kw).reshape(1, n_atoms, 1)
         self.site = torch.as_tensor(np.asarray(site_mask, dtype=bool), device=kw["device"])
-        self.temperature = torch.as_tensor(np.asarray(temperatures, dtype=float), **kw).reshape(n_rep)
+        self.temperature = torch.as_tensor(np.array(temperatures, dtype=float), **kw).reshape(n_rep)
         self.kT = units.k_B * self.temperature
         externals = list(externals) if externals is not None else [None] * n_rep
         self.externals = [None if e is None or not e.terms else e.finite(md_wall_height, md_wall_softness) for e in externals]

@@ -1,0 +1,208 @@
+"""One sampling job: B replicas of the same composition, equilibrated then sampled, written as netCDF.
+
+A job owns its replicas' whole life: placement, minimisation, equilibration, production with the
+profile accumulators, and the batch file with one row per run (failed runs keep their reason).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import dataset as ds_names
+from ..errors import UserError
+from ..io import atomic_path, file_hash, provenance
+from ..md.engine import FailureChecks, LangevinEngine
+from ..md.potential import METAL, REDUCED, Units
+from .initial import place_molecules
+from .profiles import ProfileAccumulator
+from .statepoints import SystemSampling, derived_seed, system_sampling
+
+# extra per-run variables the batch files carry beside the profile-dataset contract
+RHO_FORCE = "rho_force"
+POTENTIAL = "potential"
+T_KINETIC = "T_kinetic"
+
+
+@dataclass(frozen=True)
+class Chemistry:
+    """What the engine needs about the particles of one system."""
+
+    molecule_symbols: tuple[str, ...]
+    template: np.ndarray  # (atoms per molecule, 3), density site at the origin
+    masses: np.ndarray  # (atoms per molecule,)
+    site_index: int
+    site: str
+    units: Units
+    molecule: Any  # liquidscale.molecules.Molecule, None for atomic fluids
+
+
+def chemistry(system: str, block: Mapping[str, Any]) -> Chemistry:
+    if system == "lj":
+        return Chemistry(("X",), np.zeros((1, 3)), np.ones(1), 0, "X", REDUCED, None)
+    from ..molecules import get_molecule
+
+    molecule = get_molecule(system)
+    site = block.get("site") or molecule.default_site
+    index = molecule.site_index(site)
+    masses = molecule.masses.copy()
+    heavy_h = block.get("hydrogen_mass")
+    if heavy_h:
+        # hydrogen mass repartitioning: move mass from the bonded heavy atom, total mass unchanged
+        hydrogens = np.array([s == "H" for s in molecule.symbols])
+        masses[0] -= (heavy_h - masses[hydrogens]).sum()
+        masses[hydrogens] = heavy_h
+    geometry = molecule.geometry()
+    return Chemistry(tuple(molecule.symbols), geometry - geometry[index], masses, index, site, METAL, molecule)
+
+
+def make_potential(system: str, block: Mapping[str, Any], symbols: list[str], model: str | Path | None, device: str):
+    if system == "lj":
+        from ..md.potential import LennardJones
+
+        return LennardJones(block["cutoff"])
+    if model is None:
+        raise UserError(f"system '{system}' needs a DeePMD model (--model, the mlip stage's final model)")
+    from ..mlip.deepmd_potential import DeepMDPotential
+
+    return DeepMDPotential(model, symbols, device=device)
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("config key 'sampling.device': 'cuda' requested but torch sees no GPU")
+    return device
+
+
+def run_batch(settings: Mapping[str, Any], table, batch: int, out: str | Path, model: str | Path | None = None) -> None:
+    """Run batch ``batch`` of the state-point ``table`` and write its netCDF to ``out``."""
+    import torch
+
+    common = settings["sampling"]
+    system = settings["system"]
+    block = common[system]
+    torch.set_num_threads(int(common["threads"]))
+    s = system_sampling(settings)
+    rows = table[table["batch"] == batch].sort_values("replica")
+    if rows.empty:
+        raise UserError(f"batch {batch} is not in the state-point table (it has {table['batch'].nunique()} batches)")
+    chem = chemistry(system, block)
+    device = resolve_device(common["device"])
+    n_molecules = int(rows["n_molecules"].iloc[0])
+    symbols = list(chem.molecule_symbols) * n_molecules
+    site_mask = np.tile(np.arange(len(chem.molecule_symbols)) == chem.site_index, n_molecules)
+    box = np.array(s.box)
+    externals = [s.potential(int(seed)) for seed in rows["potential_seed"]]
+    positions = np.stack(
+        [
+            place_molecules(
+                chem.template,
+                n_molecules,
+                box,
+                np.random.default_rng(derived_seed(s.seed, system, "placement", int(run))),
+                block["min_separation"],
+                external,
+                slab_width=float(width),
+            )
+            for run, external, width in zip(rows["run"], externals, rows["slab_width"])
+        ]
+    )
+    engine = LangevinEngine(
+        make_potential(system, block, symbols, model, device),
+        symbols,
+        np.tile(chem.masses, n_molecules),
+        site_mask,
+        positions,
+        np.repeat(box[None], len(rows), 0),
+        rows["T"].to_numpy(),
+        rows["thermostat_seed"].to_numpy(),
+        chem.units,
+        block["timestep"],
+        block["friction"],
+        externals=externals,
+        checks=FailureChecks(common["check_every"], block["min_distance"], common["max_temperature_ratio"], chem.molecule),
+        md_wall_height=common["md_wall_height"],
+        md_wall_softness=block["md_wall_softness"],
+        device=device,
+    )
+    engine.minimise(common["minimisation_steps"], block["max_displacement"])
+    engine.run(common["equilibration_steps"])
+    profiles = ProfileAccumulator(len(rows), s.box[2], block["bin_width"], device=device)
+    kinetic = np.zeros(len(rows))
+
+    def sample(e: LangevinEngine) -> None:
+        profiles.sample(e)
+        kinetic[e.ids.cpu().numpy()] += e.kinetic_temperature().cpu().numpy()
+
+    engine.run(common["production_steps"], sample, every=common["sample_every"])
+    dataset = batch_dataset(settings, s, chem, rows, externals, engine, profiles, kinetic, model)
+    with atomic_path(out) as tmp:
+        dataset.to_netcdf(tmp)
+
+
+def batch_dataset(settings, s: SystemSampling, chem: Chemistry, rows, externals, engine, profiles: ProfileAccumulator, kinetic_sum, model):
+    """The batch file: the profile-dataset variables per run plus the force estimator and V_ext terms."""
+    import xarray as xr
+
+    n = len(rows)
+    area = np.full(n, s.area)
+    kT = chem.units.k_B * rows["T"].to_numpy()
+    n_molecules = rows["n_molecules"].to_numpy()
+    z = profiles.z
+    md_externals = [e.finite(settings["sampling"]["md_wall_height"], settings["sampling"][s.system]["md_wall_softness"]) for e in externals]
+    v_ext = np.stack([kT[i] * md_externals[i].beta_v(z) for i in range(n)])
+    status = np.array([ds_names.STATUS_FAILED if i in engine.failures else ds_names.STATUS_OK for i in range(n)], dtype=np.int8)
+    reasons = np.array([engine.failures.get(i, "") for i in range(n)], dtype=object)
+    samples = profiles.samples.cpu().numpy()
+    meta = ds_names.variable_metadata(3, chem.units.length, chem.units.energy, chem.units.temperature)
+    per_run = {
+        ds_names.TEMPERATURE: rows["T"].to_numpy(float),
+        ds_names.MU: np.full(n, np.nan),
+        ds_names.N_PARTICLES: n_molecules.astype(float),
+        ds_names.AREA: area,
+        ds_names.STATUS: status,
+        ds_names.FAILURE_REASON: reasons,
+    }
+    data = {
+        ds_names.RHO: ((ds_names.RUN, ds_names.Z), profiles.histogram_density(area), meta[ds_names.RHO]),
+        RHO_FORCE: ((ds_names.RUN, ds_names.Z), profiles.force_density(area, kT, n_molecules), {**meta[ds_names.RHO], "long_name": "one-body density of the density site, force-sampling estimator"}),
+        ds_names.V_EXT: ((ds_names.RUN, ds_names.Z), v_ext, {**meta[ds_names.V_EXT], "long_name": "external potential on the density site as sampled (hard walls as steep finite walls)"}),
+        **{name: ((ds_names.RUN,), values, meta[name]) for name, values in per_run.items()},
+        T_KINETIC: ((ds_names.RUN,), kinetic_sum / np.maximum(samples, 1), {"units": chem.units.temperature, "long_name": "mean kinetic temperature during production"}),
+        POTENTIAL: ((ds_names.RUN,), np.array([json.dumps(e.to_dict()) for e in externals], dtype=object), {"long_name": "external potential terms (beta V in kT), liquidscale.external JSON"}),
+        "batch": ((ds_names.RUN,), rows["batch"].to_numpy(), {"units": "1", "long_name": "sampling job"}),
+    }
+    common = settings["sampling"]
+    steps = {k: common[k] for k in ("minimisation_steps", "equilibration_steps", "production_steps", "sample_every")}
+    record = provenance(
+        settings,
+        seeds={f"run{int(r)}": {"potential": int(p), "thermostat": int(t)} for r, p, t in zip(rows["run"], rows["potential_seed"], rows["thermostat_seed"])},
+        inputs={"model": model} if model else None,
+        steps=steps,
+        timestep=settings["sampling"][s.system]["timestep"],
+        units=chem.units.name,
+    )
+    return xr.Dataset(
+        data,
+        coords={ds_names.Z: (ds_names.Z, z, meta[ds_names.Z]), ds_names.RUN: (ds_names.RUN, rows["run"].to_numpy(), meta[ds_names.RUN])},
+        attrs={
+            "system": s.system,
+            "site": chem.site,
+            "dimension": 3,
+            "length_unit": chem.units.length,
+            "energy_unit": chem.units.energy,
+            "k_B": chem.units.k_B,
+            "chemical_potential_convention": "canonical MD: mu unknown (NaN); beta*mu includes ln(Lambda^3)",
+            "provenance": json.dumps(record, sort_keys=True, default=str),
+            "model_hash": file_hash(model) if model else "",
+        },
+    )
