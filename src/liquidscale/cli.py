@@ -15,6 +15,7 @@ from .errors import UserError
 
 # stage name -> module that provides ``register(subparsers)``; each registered parser sets ``func``.
 STAGES = {
+    "sampling": "liquidscale.sampling.cli",
     "config": "liquidscale.config",
     "reference": "liquidscale.reference.cli",
 }
