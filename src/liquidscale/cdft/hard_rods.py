@@ -12,11 +12,15 @@ energy, so the bulk is exactly Tonks' fluid at any grid spacing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import torch
 
 from ..errors import UserError
 from .functional import as_batch, grid_points, periodic_correlate
+from .solver import ConvergenceError, solve
 
 SIGMA = 1.0
 
@@ -66,6 +70,53 @@ class PercusHardRods:
         rho, single = as_batch(rho)
         n0, n1 = self.weighted_densities(rho)
         dphi_dn0 = -torch.log1p(-n1)
-        dphi_dn1 = n0 / (1.0 - n1)
+        dphi_dn1 = n0 * torch.exp(dphi_dn0)  # = n0 / (1 - n1), but NaN (outside the domain) wherever n1 > 1
         c1 = -(periodic_correlate(dphi_dn0, self._w0.to(rho)) + periodic_correlate(dphi_dn1, self._w1.to(rho)))
         return c1[0] if single else c1
+
+
+def hard_rod_dataset(block: Mapping[str, Any], seed: int, provenance: Mapping[str, Any]):
+    """Exact grand-canonical profiles in seeded random potentials, as a profile dataset with known mu.
+
+    ``block`` is the config's ``hard_rods`` block. Run k uses the potential drawn from (seed, k) by
+    the sampling stage's generator and beta mu drawn uniformly from ``beta_mu_range``; a run whose
+    minimisation fails is kept with status failed and the solver's reason.
+    """
+    from ..dataset import STATUS_FAILED, STATUS_OK, make_profile_dataset, split_runs
+    from ..external import RandomPotentialSettings, random_potential
+
+    length, dz, runs = float(block["box_length"]), float(block["dz"]), int(block["runs"])
+    functional = PercusHardRods(dz)
+    n = grid_points(length, dz, "config key 'hard_rods.box_length'")
+    z = (np.arange(n) + 0.5) * dz
+    potential_settings = RandomPotentialSettings(cap=float(block["potential_cap"]))
+    beta_mu = np.random.default_rng([seed, 5]).uniform(*block["beta_mu_range"], size=runs)
+    rho = np.zeros((runs, n))
+    V_ext = np.zeros((runs, n))
+    status = np.full(runs, STATUS_OK, dtype=np.int8)
+    reasons = [""] * runs
+    for k in range(runs):
+        V_ext[k] = random_potential((seed, k), length, potential_settings).beta_v(z)
+        try:
+            rho[k] = solve(functional, V_ext[k], 1.0, mu=float(beta_mu[k])).rho
+        except ConvergenceError as exc:
+            rho[k], status[k], reasons[k] = np.nan, STATUS_FAILED, str(exc)
+    return make_profile_dataset(
+        z,
+        rho,
+        V_ext,
+        T=np.ones(runs),
+        mu=beta_mu,
+        N=rho.sum(axis=1) * dz,
+        split=split_runs(np.arange(runs), block["split_fractions"], seed),
+        status=status,
+        failure_reason=reasons,
+        system="hard_rods",
+        site="rod",
+        dimension=1,
+        length_unit="sigma",
+        energy_unit="k_B T",
+        temperature_unit="T (k_B T = 1)",
+        k_B=1.0,
+        provenance=provenance,
+    )

@@ -42,13 +42,16 @@ class Solution:
 
 @dataclass(frozen=True)
 class SolverSettings:
-    """Tolerance on max|delta rho| (density units), iteration cap, initial/maximal step, Anderson history."""
+    """Tolerance on max|delta rho| (density units), iteration cap, initial/maximal Picard step, Anderson
+    history length and the max|delta ln rho| below which it starts, and the cap on one step's change of ln rho."""
 
     tol: float = 1e-9
     max_iter: int = 5000
     step: float = 0.05
     max_step: float = 0.5
     anderson: int = 6
+    anderson_start: float = 0.5
+    max_log_change: float = 0.5
 
 
 def solve(
@@ -110,8 +113,10 @@ class _FixedPoint:
     def __call__(self, u: torch.Tensor) -> tuple[torch.Tensor, float]:
         """New ln rho on the free points and the beta mu it implies (fixed, or from the normalisation)."""
         with torch.no_grad():
-            c1 = self.functional.c1(self.density(u), self.T)[self.free]
-        log_bolt = c1 - self.beta_V[self.free]
+            c1 = self.functional.c1(self.density(u), self.T)
+        if not torch.isfinite(c1).all():  # outside the functional's domain, even if only inside a wall
+            return torch.full_like(u, float("nan")), float("nan")
+        log_bolt = c1[self.free] - self.beta_V[self.free]
         if self.beta_mu is not None:
             return self.beta_mu + log_bolt, self.beta_mu
         # mean over the whole box: sum(exp(beta mu + log_bolt)) / n_total = mean_density
@@ -122,43 +127,65 @@ class _FixedPoint:
 
 
 def _iterate(fixed_point: _FixedPoint, u: torch.Tensor, symmetric: bool, s: SolverSettings):
+    """Damped Picard steps in ln rho (each point's change capped), Anderson once the residual is small.
+
+    An Anderson trial that leaves the functional's domain or doubles the residual is replaced by a plain
+    Picard step; a Picard trial outside the domain is retried with half the step, one that raises the
+    residual halves the next step.
+    """
+    g, beta_mu = fixed_point(u)
+    if not torch.isfinite(g).all():
+        raise ConvergenceError("the initial profile is outside the functional's domain", [float("nan")])
     step = s.step
     history_u: list[torch.Tensor] = []
     history_r: list[torch.Tensor] = []
     residuals: list[float] = []
-    previous = float("inf")
-    accepted_u = u
+    delta = _max_density_change(u, g)
     for _ in range(s.max_iter):
-        g, beta_mu = fixed_point(u)
-        if not torch.isfinite(g).all():
-            # the trial profile left the functional's domain: step back and shorten the step
-            if accepted_u is u:
-                raise ConvergenceError("the initial profile is outside the functional's domain", residuals or [float("nan")])
-            u, step = accepted_u, step / 2
-            history_u.clear(), history_r.clear()
-            continue
-        r = g - u
-        delta = float((torch.exp(g) - torch.exp(u)).abs().max())
         residuals.append(delta)
         if delta < s.tol:
-            return g if not symmetric else _symmetrise(fixed_point, g), beta_mu, residuals
-        if delta > previous * 1.5:
-            step = max(step / 2, 1e-4)
-            history_u.clear(), history_r.clear()
-        else:
-            step = min(step * 1.05, s.max_step)
-        previous = delta
-        accepted_u = u
-        u = _anderson_step(u, r, history_u, history_r, step, s.anderson)
-        if symmetric:
-            u = _symmetrise(fixed_point, u)
+            return (_symmetrise(fixed_point, g) if symmetric else g), beta_mu, residuals
+        r = g - u
+        depth = s.anderson if float(r.abs().max()) < s.anderson_start else 0
+        while True:
+            trial = _bounded(u, _anderson_step(u, r, history_u, history_r, step, depth), fixed_point, symmetric, s)
+            g_trial, beta_mu_trial = fixed_point(trial)
+            finite = bool(torch.isfinite(g_trial).all())
+            delta_trial = _max_density_change(trial, g_trial) if finite else float("inf")
+            if depth and delta_trial > 2 * delta:
+                # the Anderson extrapolation overshot: fall back to a plain Picard step
+                depth = 0
+                continue
+            if not finite:
+                # left the functional's domain (e.g. a local packing fraction >= 1): shorter step
+                step /= 2
+                if step < 1e-12:
+                    raise ConvergenceError("the profile keeps leaving the functional's domain", residuals)
+                continue
+            break
+        step = step / 2 if delta_trial > 1.5 * delta else min(step * 1.05, s.max_step)
+        u, g, beta_mu, delta = trial, g_trial, beta_mu_trial, delta_trial
     raise ConvergenceError("the density profile did not converge", residuals)
+
+
+def _max_density_change(u: torch.Tensor, g: torch.Tensor) -> float:
+    return float((torch.exp(g) - torch.exp(u)).abs().max())
+
+
+def _bounded(u, trial, fixed_point: _FixedPoint, symmetric: bool, s: SolverSettings) -> torch.Tensor:
+    """The trial with each point's change of ln rho capped (and mirror-symmetrised if asked)."""
+    trial = u + (trial - u).clamp(-s.max_log_change, s.max_log_change)
+    return _symmetrise(fixed_point, trial) if symmetric else trial
 
 
 def _anderson_step(u, r, history_u: list, history_r: list, step: float, depth: int) -> torch.Tensor:
     """Anderson (Pulay) mixing of the last ``depth`` iterates; plain damped Picard when depth is 0."""
-    history_u.append(u)
-    history_r.append(r)
+    if depth == 0:
+        history_u.clear(), history_r.clear()
+        return u + step * r
+    if not history_u or history_u[-1] is not u:
+        history_u.append(u)
+        history_r.append(r)
     if len(history_u) > depth + 1:
         history_u.pop(0), history_r.pop(0)
     if len(history_u) < 2:
