@@ -1,0 +1,77 @@
+"""How the concurrent-learning loop converged: per iteration the held-out errors and DP-GEN's fractions.
+
+Read it like DP-GEN's record: the accurate fraction should rise towards 1 and the candidate and
+failed fractions fall as iterations add the selected clusters; the held-out force RMSE should stay
+flat or fall even though later test sets include harder, explored configurations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..io import atomic_path, read_json
+
+COLUMNS = ("iteration", "train_frames", "test_frames", "energy_rmse_per_atom", "force_rmse", "accurate", "candidate", "failed", "selected", "converged")
+
+
+def history(iterations: Sequence[Path]) -> list[dict[str, Any]]:
+    """One row per iteration folder (``metrics.json`` and ``selection.json``)."""
+    rows = []
+    for k, folder in enumerate(iterations):
+        metrics = read_json(folder / "metrics.json")
+        selection = read_json(folder / "selection.json")
+        rows.append(
+            {
+                "iteration": k,
+                "train_frames": metrics["frames"]["train"],
+                "test_frames": metrics["frames"]["test"],
+                **metrics["held_out_mean"],
+                **{key: selection[key] for key in ("accurate", "candidate", "failed", "selected", "converged")},
+            }
+        )
+    return rows
+
+
+def write_table(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
+    import pandas as pd
+
+    with atomic_path(path) as tmp:
+        pd.DataFrame(list(rows), columns=list(COLUMNS)).to_csv(tmp, index=False)
+
+
+def plot(rows: Sequence[Mapping[str, Any]], path: Path, system: str) -> None:
+    """Held-out force RMSE and the accurate / candidate / failed fractions against iteration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    it = [r["iteration"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), constrained_layout=True)
+    axes[0].plot(it, [r["force_rmse"] for r in rows], "o-")
+    axes[0].set(xlabel="iteration", ylabel="held-out force RMSE (eV/Å)")
+    for key in ("accurate", "candidate", "failed"):
+        axes[1].plot(it, [r[key] for r in rows], "o-", label=key)
+    axes[1].set(xlabel="iteration", ylabel="fraction of explored frames", ylim=(-0.02, 1.02))
+    axes[1].legend(fontsize="small")
+    fig.suptitle(f"{system}: concurrent learning")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that made and evaluate the models."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .. import __version__
+
+    found = {"liquidscale": __version__}
+    for package in ("deepmd-kit", "torch", "dpdata", "ase"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    return found

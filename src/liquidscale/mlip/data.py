@@ -1,0 +1,121 @@
+"""Labelled data for training: gather every iteration's dpdata folders, split held-out frames, size ``sel``.
+
+The split is by frame and seeded per source folder (config seed, source iteration, composition), so
+a frame that is held out in iteration i stays held out in every later iteration: test metrics never
+see a frame that an earlier or later model trained on.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..molecules import minimum_image
+
+
+@dataclass(frozen=True)
+class Frames:
+    """Frames of one composition in numpy form: the subset of dpdata's fields this stage needs."""
+
+    atom_types: np.ndarray  # (N,) int indices into the type map
+    coords: np.ndarray  # (F, N, 3) Å
+    cells: np.ndarray | None  # (F, 3, 3) Å, None for clusters (no periodic boundaries)
+    energies: np.ndarray  # (F,) eV
+    forces: np.ndarray  # (F, N, 3) eV/Å
+
+
+def system_folders(data_dirs: Sequence[str | Path]) -> list[Path]:
+    """The dpdata ``deepmd/npy`` system folders (those holding ``type.raw``) below each data folder."""
+    folders: list[Path] = []
+    for data_dir in map(Path, data_dirs):
+        if not data_dir.is_dir():
+            raise UserError(f"{data_dir}: labelled-data folder not found; run the reference stage first")
+        folders.extend(sorted(p.parent for p in data_dir.rglob("type.raw")))
+    return folders
+
+
+def load_frames(folder: str | Path, type_map: Sequence[str]) -> Frames:
+    """Read one ``deepmd/npy`` folder with atom types mapped onto ``type_map``."""
+    import dpdata
+
+    system = dpdata.LabeledSystem(str(folder), fmt="deepmd/npy", type_map=list(type_map))
+    unknown = set(system["atom_names"]) - set(type_map)
+    if unknown:
+        raise UserError(f"{folder}: elements {sorted(unknown)} are not in the type map {list(type_map)} (config key 'mlip.type_map')")
+    periodic = not system.nopbc
+    return Frames(
+        atom_types=np.asarray(system["atom_types"], dtype=int),
+        coords=np.asarray(system["coords"], dtype=float),
+        cells=np.asarray(system["cells"], dtype=float) if periodic else None,
+        energies=np.asarray(system["energies"], dtype=float),
+        forces=np.asarray(system["forces"], dtype=float),
+    )
+
+
+def held_out_mask(n_frames: int, fraction: float, seed: int, source_iteration: int, composition: str) -> np.ndarray:
+    """Boolean mask of held-out frames, seeded per source folder; at least one frame is kept for training."""
+    rng = np.random.default_rng([seed, source_iteration, zlib.crc32(composition.encode())])
+    n_test = min(int(round(fraction * n_frames)), n_frames - 1)
+    mask = np.zeros(n_frames, dtype=bool)
+    mask[rng.permutation(n_frames)[: max(n_test, 0)]] = True
+    return mask
+
+
+def split_data(
+    iteration_dirs: Sequence[tuple[int, Path]], type_map: Sequence[str], fraction: float, seed: int, out_dir: Path
+) -> dict[str, int]:
+    """Write ``out_dir/train/`` and ``out_dir/test/`` (one folder per source iteration and composition).
+
+    ``iteration_dirs`` pairs each reference iteration with its ``data/`` folder. Returns frame counts.
+    """
+    import dpdata
+
+    counts = {"train": 0, "test": 0}
+    for iteration, data_dir in iteration_dirs:
+        for folder in system_folders([data_dir]):
+            system = dpdata.LabeledSystem(str(folder), fmt="deepmd/npy", type_map=list(type_map))
+            if len(system) == 0:
+                continue
+            mask = held_out_mask(len(system), fraction, seed, iteration, folder.name)
+            for part, indices in (("test", np.flatnonzero(mask)), ("train", np.flatnonzero(~mask))):
+                if len(indices):
+                    system.sub_system(indices).to_deepmd_npy(str(out_dir / part / f"iter{iteration:03d}_{folder.name}"))
+                    counts[part] += len(indices)
+    if counts["train"] == 0:
+        raise UserError(f"no labelled frames found in {[str(d) for _, d in iteration_dirs]}; the reference stage produced no data")
+    return counts
+
+
+def neighbour_counts(frames: Frames, rcut: float, n_types: int) -> np.ndarray:
+    """Largest number of neighbours of each type within ``rcut`` of any atom over all frames, shape (n_types,)."""
+    best = np.zeros(n_types, dtype=int)
+    for f in range(len(frames.coords)):
+        cell = None if frames.cells is None else frames.cells[f]
+        x = frames.coords[f]
+        d = np.linalg.norm(minimum_image(x[:, None, :] - x[None, :, :], cell), axis=-1)
+        within = (d < rcut) & ~np.eye(len(x), dtype=bool)
+        for t in range(n_types):
+            best[t] = max(best[t], int(within[:, frames.atom_types == t].sum(axis=1).max(initial=0)))
+    return best
+
+
+def bulk_neighbour_estimate(rcut: float, molecule_density: float, atoms_per_molecule: Sequence[int]) -> np.ndarray:
+    """Mean neighbours of each type in a sphere of radius ``rcut`` in the liquid (molecules/Å^3)."""
+    volume = 4.0 / 3.0 * math.pi * rcut**3
+    return np.array([volume * molecule_density * n for n in atoms_per_molecule])
+
+
+def auto_sel(data_counts: np.ndarray, bulk_estimate: np.ndarray, margin: float = 1.3) -> list[int]:
+    """``sel`` per type: the larger of what the data shows and the liquid's mean count, with a margin.
+
+    Training data are small clusters, but the models must run in the dense liquid the campaign
+    explores; a ``sel`` sized only from clusters would silently drop neighbours there.
+    """
+    needed = np.maximum(data_counts, bulk_estimate) * margin
+    return [int(math.ceil(n / 2.0) * 2) for n in needed]

@@ -1,0 +1,70 @@
+"""A frozen DeePMD model as a batched MD potential, and the ensemble's force deviation.
+
+:class:`DeepMDPotential` follows the MD engine's ``Potential`` protocol: ``__call__(positions[B, N, 3],
+cell_lengths[B, 3]) -> (energy[B] eV, forces[B, N, 3] eV/Å)`` plus ``type_map`` and ``cutoff``. It
+calls the TorchScript module that ``dp --pt freeze`` writes directly (what ``deepmd.infer.DeepPot``
+does inside), so B replicas with the same atoms are one model call and tensors stay on their device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+
+
+class DeepMDPotential:
+    """Energy and forces of B frames of the same atoms in orthorhombic periodic boxes (or none)."""
+
+    def __init__(self, model_path: str | Path, symbols: Sequence[str], device: str = "cpu") -> None:
+        import torch
+
+        import deepmd.pt.cxx_op  # noqa: F401  (registers the custom ops a frozen model may use)
+
+        path = Path(model_path)
+        if not path.is_file():
+            raise UserError(f"{path}: DeePMD model not found; run the mlip stage first")
+        self.model = torch.jit.load(str(path), map_location=device)
+        self.type_map: list[str] = list(self.model.get_type_map())
+        self.cutoff: float = float(self.model.get_rcut())
+        unknown = sorted(set(symbols) - set(self.type_map))
+        if unknown:
+            raise UserError(f"{path}: elements {unknown} are not in the model's type map {self.type_map}")
+        self.symbols = list(symbols)
+        self.device = torch.device(device)
+        self.atom_types = torch.tensor([self.type_map.index(s) for s in symbols], dtype=torch.long, device=self.device)
+
+    def __call__(self, positions, cell_lengths=None):
+        """Energies (B,) in eV and forces (B, N, 3) in eV/Å; ``cell_lengths`` None means no periodicity."""
+        import torch
+
+        positions = torch.as_tensor(positions, dtype=torch.float64, device=self.device)
+        if positions.ndim == 2:
+            positions = positions[None]
+        batch = positions.shape[0]
+        box = None
+        if cell_lengths is not None:
+            lengths = torch.as_tensor(cell_lengths, dtype=torch.float64, device=self.device).reshape(-1, 3).expand(batch, 3)
+            box = torch.diag_embed(lengths)
+        out = self.model(positions.detach(), self.atom_types.expand(batch, -1), box=box)
+        return out["energy"].reshape(batch).detach(), out["force"].reshape(batch, -1, 3).detach()
+
+
+def ensemble_forces(models: Sequence[DeepMDPotential], positions, cell_lengths=None) -> np.ndarray:
+    """Forces of every model, shape (M, B, N, 3), in eV/Å."""
+    return np.stack([model(positions, cell_lengths)[1].cpu().numpy() for model in models])
+
+
+def atomic_force_deviation(forces: np.ndarray) -> np.ndarray:
+    """Per-atom force deviation (B, N): sqrt(<|F_m - <F>|^2>) over the ensemble axis 0 (DP-GEN's definition)."""
+    spread = forces - forces.mean(axis=0, keepdims=True)
+    return np.sqrt((spread**2).sum(axis=-1).mean(axis=0))
+
+
+def max_force_deviation(forces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame the maximum atomic force deviation (B,) and the atom where it occurs (B,)."""
+    per_atom = atomic_force_deviation(forces)
+    return per_atom.max(axis=1), per_atom.argmax(axis=1)

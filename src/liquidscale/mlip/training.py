@@ -1,0 +1,187 @@
+"""Train, freeze and test one ensemble member with DeePMD-kit's PyTorch backend (``dp --pt ...``).
+
+The training input is generated from the ``mlip`` config section; the members of an ensemble share
+everything but their seeds. ``dp --pt test`` on the held-out frames gives the metrics (energy RMSE
+per atom, force RMSE), read from its log's weighted average, so they are exactly what DeePMD reports.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+
+
+def member_seed(seed: int, system: str, iteration: int, member: int) -> int:
+    """The seed of ensemble member ``member``: members differ only in this, iterations and systems too."""
+    rng = np.random.default_rng([seed, sum(system.encode()), iteration, member])
+    return int(rng.integers(1, 2**31 - 1))
+
+
+def descriptor_input(descriptor: Mapping[str, Any], sel: int | list[int], seed: int) -> dict[str, Any]:
+    """The ``model.descriptor`` block of a DeePMD input for se_e2_a or se_atten."""
+    if descriptor["rcut_smth"] >= descriptor["rcut"]:
+        raise UserError(f"config key 'mlip.descriptor.rcut_smth': {descriptor['rcut_smth']} must be below rcut {descriptor['rcut']}")
+    block: dict[str, Any] = {
+        "type": descriptor["type"],
+        "rcut": descriptor["rcut"],
+        "rcut_smth": descriptor["rcut_smth"],
+        "sel": sel,
+        "neuron": list(descriptor["neuron"]),
+        "axis_neuron": descriptor["axis_neuron"],
+        "seed": seed,
+    }
+    if descriptor["type"] == "se_e2_a":
+        block["type_one_side"] = True
+    else:
+        block.update(attn_layer=descriptor["attention_layers"], attn=32, attn_dotr=True, type_one_side=True)
+    return block
+
+
+def resolve_sel(descriptor_type: str, sel_setting: Any, auto_value: Sequence[int], n_types: int) -> int | list[int]:
+    """``sel`` in the form the descriptor wants: per type for se_e2_a, one total for se_atten."""
+    sel = list(auto_value) if sel_setting == "auto" else sel_setting
+    if descriptor_type == "se_atten":
+        return int(sum(sel)) if isinstance(sel, list) else int(sel)
+    if isinstance(sel, int) or len(sel) != n_types:
+        raise UserError(f"config key 'mlip.descriptor.sel': se_e2_a needs one count per element of the type map ({n_types}), got {sel}")
+    return [int(s) for s in sel]
+
+
+def training_input(
+    mlip: Mapping[str, Any], type_map: Sequence[str], sel: int | list[int], train_dirs: Sequence[str], seed: int
+) -> dict[str, Any]:
+    """A complete ``dp --pt train`` input; only ``seed`` differs between ensemble members."""
+    training = mlip["training"]
+    if training["decay_steps"] > training["steps"]:
+        raise UserError(f"config key 'mlip.training.decay_steps': {training['decay_steps']} exceeds mlip.training.steps {training['steps']}")
+    return {
+        "model": {
+            "type_map": list(type_map),
+            "descriptor": descriptor_input(mlip["descriptor"], sel, seed),
+            "fitting_net": {"neuron": list(mlip["fitting_neuron"]), "resnet_dt": True, "seed": seed},
+        },
+        "learning_rate": {
+            "type": "exp",
+            "start_lr": training["start_lr"],
+            "stop_lr": training["stop_lr"],
+            "decay_steps": training["decay_steps"],
+        },
+        "loss": {
+            "type": "ener",
+            "start_pref_e": training["start_pref_e"],
+            "limit_pref_e": training["limit_pref_e"],
+            "start_pref_f": training["start_pref_f"],
+            "limit_pref_f": training["limit_pref_f"],
+            "start_pref_v": 0.0,
+            "limit_pref_v": 0.0,
+        },
+        "training": {
+            "training_data": {"systems": list(train_dirs), "batch_size": training["batch_size"]},
+            "numb_steps": training["steps"],
+            "seed": seed,
+            "disp_file": "lcurve.out",
+            "disp_freq": max(1, training["steps"] // 50),
+            "save_freq": training["steps"],
+        },
+    }
+
+
+def dp_command() -> list[str]:
+    """The ``dp`` entry point of the running interpreter's environment (falls back to PATH)."""
+    beside = Path(sys.executable).parent / "dp"
+    found = str(beside) if beside.exists() else shutil.which("dp")
+    if found is None:
+        raise UserError("the DeePMD-kit command 'dp' was not found; install deepmd-kit into this environment")
+    return [found, "--pt"]
+
+
+def run_dp(args: Sequence[str], workdir: Path, log: Path, threads: int) -> None:
+    """Run one ``dp --pt`` command in ``workdir`` with its output appended to ``log``; fail loudly."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), DP_INTRA_OP_PARALLELISM_THREADS=str(threads), DP_INTER_OP_PARALLELISM_THREADS="1")
+    with open(log, "a") as handle:
+        handle.write(f"$ dp --pt {' '.join(args)}\n")
+        handle.flush()
+        result = subprocess.run([*dp_command(), *args], cwd=workdir, stdout=handle, stderr=subprocess.STDOUT, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f"dp --pt {args[0]} failed with status {result.returncode}; see {log}")
+
+
+def train_and_freeze(input_json: Path, workdir: Path, threads: int) -> Path:
+    """``dp --pt train`` then ``dp --pt freeze`` in ``workdir``; returns the frozen ``model.pth``."""
+    log = workdir / "dp.log"
+    run_dp(["train", str(input_json.resolve())], workdir, log, threads)
+    run_dp(["freeze", "-o", "model.pth"], workdir, log, threads)
+    return workdir / "model.pth"
+
+
+_METRIC_PATTERNS = {
+    "energy_rmse_per_atom": r"Energy RMSE/Natoms\s*:\s*(\S+)",
+    "energy_mae_per_atom": r"Energy MAE/Natoms\s*:\s*(\S+)",
+    "force_rmse": r"Force\s+RMSE\s*:\s*(\S+)",
+    "force_mae": r"Force\s+MAE\s*:\s*(\S+)",
+}
+
+
+def parse_dp_test_log(text: str) -> dict[str, float]:
+    """Metrics (eV/atom, eV/Å) from a ``dp test`` log: the weighted average over systems when present."""
+    marker = text.rfind("weighted average of errors")
+    block = text[marker:] if marker >= 0 else text[text.rfind("testing system") :]
+    metrics = {}
+    for name, pattern in _METRIC_PATTERNS.items():
+        match = re.search(pattern, block)
+        if match is None:
+            raise RuntimeError(f"dp test output has no '{name}' line")
+        metrics[name] = float(match.group(1))
+    metrics["frames"] = int(sum(int(n) for n in re.findall(r"number of test data\s*:\s*(\d+)", text)))
+    return metrics
+
+
+def dp_test(model: Path, test_dir: Path, workdir: Path, threads: int) -> dict[str, float]:
+    """``dp --pt test`` of ``model`` on every system below ``test_dir``; NaN metrics when nothing is held out."""
+    if not any(test_dir.rglob("type.raw")):
+        return {name: float("nan") for name in _METRIC_PATTERNS} | {"frames": 0}
+    log = workdir / "dp_test.log"
+    log.unlink(missing_ok=True)
+    run_dp(["test", "-m", str(model.resolve()), "-s", str(test_dir.resolve()), "-l", str(log.resolve())], workdir, workdir / "dp.log", threads)
+    return parse_dp_test_log(log.read_text())
+
+
+def read_lcurve(path: Path) -> dict[str, np.ndarray]:
+    """Columns of DeePMD's ``lcurve.out`` by their header names (step, rmse_e_trn, rmse_f_trn, lr, ...)."""
+    lines = path.read_text().splitlines()
+    header = next(line for line in lines if line.startswith("#") and "step" in line)
+    names = header.lstrip("#").split()
+    values = np.loadtxt(path, comments="#", ndmin=2)
+    return {name: values[:, k] for k, name in enumerate(names)}
+
+
+def plot_learning_curves(curves: Sequence[Mapping[str, np.ndarray]], path: Path, title: str) -> None:
+    """Training energy and force RMSE against step for every ensemble member (log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..io import atomic_path
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), constrained_layout=True)
+    for member, curve in enumerate(curves):
+        axes[0].semilogy(curve["step"], curve["rmse_e_trn"], label=f"model {member}")
+        axes[1].semilogy(curve["step"], curve["rmse_f_trn"], label=f"model {member}")
+    axes[0].set(xlabel="step", ylabel="energy RMSE / atom (eV)")
+    axes[1].set(xlabel="step", ylabel="force RMSE (eV/Å)")
+    axes[1].legend(fontsize="small")
+    fig.suptitle(title)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120)
+    plt.close(fig)
