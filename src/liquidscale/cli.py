@@ -18,6 +18,7 @@ STAGES = {
     "sampling": "liquidscale.sampling.cli",
     "config": "liquidscale.config",
     "reference": "liquidscale.reference.cli",
+    "mlip": "liquidscale.mlip.cli",
 }
 
 
