@@ -1,0 +1,173 @@
+"""Configurations to label: random molecular clusters, and frames read from extxyz files.
+
+A cluster of n molecules fills a sphere whose volume matches the configured molecular number
+density; each molecule gets a uniformly random centre of mass in the sphere, a uniformly random
+orientation and a thermally distorted geometry (Gaussian bond-length and bond-angle jitter). A
+molecule whose atoms come closer than ``min_distance`` to another molecule's atoms is redrawn, so
+clusters never overlap. Everything is drawn from one generator seeded by the config seed and the
+system name, so the same config always gives the same clusters.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UserError
+from ..io import atomic_path
+from ..molecules import Molecule
+
+MAX_PLACEMENT_TRIES = 2000
+
+
+@dataclass
+class Frame:
+    """One finite configuration: element symbols, positions in Å and free-form metadata."""
+
+    symbols: list[str]
+    positions: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def system_stream(system: str) -> int:
+    """A stable integer per system that, with the config seed, seeds that system's clusters."""
+    return zlib.crc32(system.encode())
+
+
+def system_rng(seed: int, system: str) -> np.random.Generator:
+    """The generator for one system's clusters: independent of other systems, fixed by the seed."""
+    return np.random.default_rng(np.random.SeedSequence([seed, system_stream(system)]))
+
+
+def random_rotation(rng: np.random.Generator) -> np.ndarray:
+    """A rotation matrix uniformly distributed on SO(3) (from a normalised Gaussian quaternion)."""
+    w, x, y, z = (q := rng.normal(size=4)) / np.linalg.norm(q)
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+
+
+def distorted_molecule(molecule: Molecule, rng: np.random.Generator, bond_jitter: float, angle_jitter: float) -> np.ndarray:
+    """Molecule positions (3, 3) with jittered bonds and angle, centre of mass at the origin.
+
+    An angle beyond 180° is folded back (a bent linear molecule bends the same way either side).
+    """
+    bonds = molecule.bond_length + bond_jitter * rng.normal(size=2)
+    angle = molecule.angle + angle_jitter * rng.normal()
+    angle = 360.0 - angle if angle > 180.0 else angle
+    xyz = molecule.geometry((float(bonds[0]), float(bonds[1])), float(angle))
+    return xyz - molecule.masses @ xyz / molecule.mass
+
+
+def cluster_radius(n_molecules: int, density: float) -> float:
+    """Radius in Å of the sphere holding ``n_molecules`` at ``density`` molecules per Å^3."""
+    return float((3.0 * n_molecules / (4.0 * np.pi * density)) ** (1.0 / 3.0))
+
+
+def uniform_in_sphere(rng: np.random.Generator, radius: float) -> np.ndarray:
+    direction = rng.normal(size=3)
+    return radius * rng.random() ** (1.0 / 3.0) * direction / np.linalg.norm(direction)
+
+
+def random_cluster(molecule: Molecule, n_molecules: int, rng: np.random.Generator, initial: Mapping[str, Any]) -> np.ndarray:
+    """Positions (3 n, 3) of a non-overlapping, thermally distorted cluster (molecules in order)."""
+    radius = cluster_radius(n_molecules, initial["density"])
+    placed: list[np.ndarray] = []
+    for _ in range(n_molecules):
+        for _ in range(MAX_PLACEMENT_TRIES):
+            xyz = distorted_molecule(molecule, rng, initial["bond_jitter"], initial["angle_jitter"])
+            xyz = xyz @ random_rotation(rng).T + uniform_in_sphere(rng, radius)
+            if not placed or min_intermolecular_distance(np.concatenate(placed), xyz) >= initial["min_distance"]:
+                placed.append(xyz)
+                break
+        else:
+            raise UserError(
+                f"config keys 'reference.initial.density'/'min_distance': cannot place {n_molecules} {molecule.name} molecules "
+                f"without overlap in a sphere of radius {radius:.2f} Å; lower the density or min_distance"
+            )
+    return np.concatenate(placed)
+
+
+def min_intermolecular_distance(others: np.ndarray, xyz: np.ndarray) -> float:
+    return float(np.linalg.norm(others[:, None, :] - xyz[None, :, :], axis=-1).min())
+
+
+def initial_clusters(molecule: Molecule, initial: Mapping[str, Any], seed: int) -> list[Frame]:
+    """``frames_per_size`` clusters for every size in ``cluster_sizes``, reproducible from ``seed``."""
+    rng = system_rng(seed, molecule.name)
+    frames = []
+    for n in initial["cluster_sizes"]:
+        for _ in range(initial["frames_per_size"]):
+            xyz = random_cluster(molecule, n, rng, initial)
+            frames.append(Frame(list(molecule.symbols) * n, xyz, {"source": "cluster", "n_molecules": n}))
+    return frames
+
+
+def read_extxyz(path: str | Path, molecule: Molecule, source: str) -> list[Frame]:
+    """Finite frames from an extxyz file; a periodic frame or a foreign element is a UserError."""
+    import ase.io
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: configurations file not found")
+    if path.stat().st_size == 0:
+        return []
+    try:
+        atoms_list = ase.io.read(path, index=":", format="extxyz")
+    except Exception as exc:
+        raise UserError(f"{path}: not a readable extxyz file ({exc})") from None
+    frames = []
+    for i, atoms in enumerate(atoms_list):
+        symbols = atoms.get_chemical_symbols()
+        foreign = sorted(set(symbols) - set(molecule.symbols))
+        if foreign:
+            raise UserError(f"{path}: frame {i} contains {foreign}, which are not elements of {molecule.name}")
+        if atoms.pbc.any():
+            raise UserError(
+                f"{path}: frame {i} is periodic; the reference stage labels finite clusters "
+                "(cut them from bulk frames with liquidscale.molecules.cut_cluster)"
+            )
+        info = {k: v for k, v in atoms.info.items() if isinstance(v, (str, int, float))}
+        info.setdefault("source", f"{source}:{i}")
+        frames.append(Frame(symbols, atoms.get_positions(), info))
+    return frames
+
+
+def number_frames(frames: list[Frame]) -> list[Frame]:
+    """Give each frame its position in the file as ``frame``: the key that ties labels, failures and summary rows."""
+    for i, frame in enumerate(frames):
+        frame.info["frame"] = i
+    return frames
+
+
+def frames_to_atoms(frames: list[Frame]):
+    import ase
+
+    return [ase.Atoms(symbols=f.symbols, positions=f.positions, info=dict(f.info), pbc=False) for f in frames]
+
+
+def write_extxyz(path: str | Path, atoms_list) -> None:
+    """Write ase Atoms (with any attached results) atomically; an empty list gives an empty file."""
+    import ase.io
+
+    with atomic_path(path) as tmp:
+        tmp.write_text("")
+        if atoms_list:
+            ase.io.write(tmp, atoms_list, format="extxyz")
+
+
+def configurations_for_iteration(molecule: Molecule, reference: Mapping[str, Any], seed: int, extra: str | Path | None) -> list[Frame]:
+    """Iteration 0's frames: the random clusters, then any extra configurations, numbered in order."""
+    frames = initial_clusters(molecule, reference["initial"], seed)
+    if extra is not None:
+        frames += read_extxyz(extra, molecule, source=Path(extra).name)
+    return number_frames(frames)
