@@ -37,7 +37,7 @@ def register(subparsers) -> None:
     sub.add_argument("--models", nargs="+", required=True, help="member folders")
     sub.add_argument("--figure", required=True, help="learning-curve figure (png)")
     sub = action("explore", "MD with model 0 at the campaign's state points; model deviation of every saved frame", _explore)
-    sub.add_argument("--models", nargs="+", required=True, help="frozen models (model.pth) of this iteration")
+    sub.add_argument("--models", nargs="+", required=True, help="member folders of this iteration (each with model.pth)")
     sub = action("select", "classify explored frames, cut and pick clusters for the reference stage", _select)
     sub.add_argument("--explore", required=True, help="this iteration's exploration folder")
     sub.add_argument("--report", required=True, help="selection report JSON")
@@ -55,6 +55,7 @@ def _data(args) -> None:
     from ..io import atomic_path, file_hash, provenance, write_json
     from ..molecules import get_molecule
     from . import data
+    from .exploration import densest
 
     settings = _load(args)
     mlip = settings["mlip"]
@@ -66,7 +67,7 @@ def _data(args) -> None:
         rcut = mlip["descriptor"]["rcut"]
         seen = np.max([data.neighbour_counts(data.load_frames(f, type_map), rcut, len(type_map)) for f in data.system_folders([tmp / "train"])], axis=0)
         per_molecule = [molecule.symbols.count(el) for el in type_map]
-        bulk = data.bulk_neighbour_estimate(rcut, mlip["explore"]["liquid_density"][settings["system"]], per_molecule)
+        bulk = data.bulk_neighbour_estimate(rcut, densest(settings["sampling"], settings["system"]), per_molecule)
         summary = {
             "system": settings["system"],
             "iteration": args.iteration,
@@ -171,10 +172,11 @@ def _explore(args) -> None:
     _set_threads(explore["threads"])
     molecule = get_molecule(system)
     symbols = list(molecule.symbols) * explore["molecules"]
-    models = [DeepMDPotential(path, symbols) for path in args.models]
+    models = [DeepMDPotential(Path(folder) / "model.pth", symbols) for folder in args.models]
     temperature_range = settings["system_settings"]["temperature_range"]
-    replicas = exploration.state_points(system, explore, temperature_range, settings["seed"], args.iteration, models[0].cutoff)
-    symbols, trajectory, failures = exploration.run_exploration(models[0], molecule, replicas, explore)
+    sampling = settings["sampling"]
+    replicas = exploration.state_points(system, explore, sampling, temperature_range, settings["seed"], args.iteration, models[0].cutoff)
+    symbols, trajectory, failures = exploration.run_exploration(models[0], molecule, replicas, explore, sampling[system])
     deviation, atom = exploration.frame_deviations(models, trajectory)
     with atomic_path(args.out) as tmp:
         tmp.mkdir()
@@ -185,7 +187,7 @@ def _explore(args) -> None:
                 "replicas": [exploration.replica_record(r) for r in replicas],
                 "failures": {str(k): v for k, v in failures.items()},
                 "missing_frames": exploration.expected_frames(explore) * len(replicas) - len(trajectory.positions),
-                "provenance": provenance(settings, seeds={"replicas": [r.seed for r in replicas]}, inputs={f"model{k}": p for k, p in enumerate(args.models)}),
+                "provenance": provenance(settings, seeds={"replicas": [r.seed for r in replicas]}, inputs={f"model{k}": Path(p) / "model.pth" for k, p in enumerate(args.models)}),
             },
         )
 
@@ -223,7 +225,7 @@ def _select(args) -> None:
 def _final(args) -> None:
     import shutil
 
-    from ..io import atomic_path, read_json, provenance, write_json
+    from ..io import atomic_path, provenance, read_json, write_json
     from . import convergence
 
     settings = _load(args)
@@ -232,27 +234,27 @@ def _final(args) -> None:
     members = sorted(p for p in last.glob("model*") if p.is_dir())
     data_summary = read_json(last / "data" / "summary.json")
     history = convergence.history(iterations)
-    with atomic_path(args.out) as tmp:
-        tmp.mkdir()
-        for k, member in enumerate(members):
-            shutil.copy2(member / "model.pth", tmp / f"model{k}.pth")
-        input_json = read_json(members[0] / "input.json")
-        metadata = {
-            "system": settings["system"],
-            "iteration": len(iterations) - 1,
-            "models": [f"model{k}.pth" for k in range(len(members))],
-            "type_map": data_summary["type_map"],
-            "rcut": input_json["model"]["descriptor"]["rcut"],
-            "descriptor": input_json["model"]["descriptor"]["type"],
-            "sel": input_json["model"]["descriptor"]["sel"],
-            "training_frames": data_summary["frames"],
-            "training_data_hashes": {"train": data_summary["train_hash"], **data_summary["reference_hashes"]},
-            "metrics": read_json(last / "metrics.json")["held_out_mean"],
-            "history": history,
-            "converged": history[-1]["converged"],
-            "versions": convergence.versions(),
-            "provenance": provenance(settings, inputs={f"model{k}": m / "model.pth" for k, m in enumerate(members)}),
-        }
-        write_json(tmp / "metadata.json", metadata)
-        convergence.write_table(history, tmp / "convergence.csv")
-        convergence.plot(history, tmp / "convergence.png", settings["system"])
+    out = Path(args.out)
+    for k, member in enumerate(members):
+        with atomic_path(out / f"model{k}.pth") as tmp:
+            shutil.copy2(member / "model.pth", tmp)
+    descriptor = read_json(members[0] / "input.json")["model"]["descriptor"]
+    metadata = {
+        "system": settings["system"],
+        "iteration": len(iterations) - 1,
+        "models": [f"model{k}.pth" for k in range(len(members))],
+        "type_map": data_summary["type_map"],
+        "rcut": descriptor["rcut"],
+        "descriptor": descriptor["type"],
+        "sel": descriptor["sel"],
+        "training_frames": data_summary["frames"],
+        "training_data_hashes": {"train": data_summary["train_hash"], **data_summary["reference_hashes"]},
+        "metrics": read_json(last / "metrics.json")["held_out_mean"],
+        "history": history,
+        "converged": history[-1]["converged"],
+        "versions": convergence.versions(),
+        "provenance": provenance(settings, inputs={f"model{k}": m / "model.pth" for k, m in enumerate(members)}),
+    }
+    convergence.write_table(history, out / "convergence.csv")
+    convergence.plot(history, out / "convergence.png", settings["system"])
+    write_json(out / "metadata.json", metadata)

@@ -111,7 +111,7 @@ def bulk_neighbour_estimate(rcut: float, molecule_density: float, atoms_per_mole
     return np.array([volume * molecule_density * n for n in atoms_per_molecule])
 
 
-def auto_sel(data_counts: np.ndarray, bulk_estimate: np.ndarray, margin: float = 1.3) -> list[int]:
+def auto_sel(data_counts: np.ndarray, bulk_estimate: np.ndarray, margin: float = 1.5) -> list[int]:
     """``sel`` per type: the larger of what the data shows and the liquid's mean count, with a margin.
 
     Training data are small clusters, but the models must run in the dense liquid the campaign

@@ -1,15 +1,17 @@
 """Exploration: Langevin MD with the newest model at the state points the campaign will sample.
 
-Per temperature (evenly spanning the system's range) the replicas are bulk boxes from vapour to
-liquid density, a liquid-vapour slab (a liquid film in a box three times longer along z) and liquid
-boxes in random planar external potentials of the sampling stage's families. All replicas hold the
+Per temperature (evenly spanning the system's range) the replicas are bulk boxes spanning the
+sampling stage's density range (vapour to liquid), a liquid-vapour slab (a film at the sampling
+slab density in a box three times longer along z) and dense boxes in random planar external
+potentials drawn as the sampling stage draws them; molecules are placed by the sampling stage's
+``place_molecules``. All replicas hold the
 same molecules, so one batched engine runs them together. Model 0 drives the dynamics (as in
 DP-GEN); every ensemble member then evaluates the saved frames for the force deviation.
 """
 
 from __future__ import annotations
 
-import math
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,71 +32,57 @@ class Replica:
     temperature: float
     density: float  # molecules / Å^3 of the region the molecules start in
     cell_lengths: tuple[float, float, float]
-    film: tuple[float, float]  # z range (Å) the molecules start in
+    slab_width: float  # fraction of the box length along z the molecules start in
     external: ExternalPotential | None
     seed: int
 
 
-def replica_seed(seed: int, system: str, iteration: int, index: int) -> int:
-    return int(np.random.default_rng([seed, sum(system.encode()), iteration, index, 7]).integers(1, 2**31 - 1))
+def replica_seed(seed: int, system: str, iteration: int, index: int, purpose: str) -> int:
+    return int(np.random.default_rng([seed, zlib.crc32(system.encode()), iteration, index, zlib.crc32(purpose.encode())]).integers(1, 2**31 - 1))
 
 
-def state_points(
-    system: str,
-    explore: Mapping[str, Any],
-    temperature_range: Sequence[float],
-    seed: int,
-    iteration: int,
-    rcut: float,
-    external_settings: RandomPotentialSettings = RandomPotentialSettings(),
-) -> list[Replica]:
-    """The replicas of one exploration job (see the module docstring)."""
+def densest(sampling: Mapping[str, Any], system: str) -> float:
+    """The highest molecular density (Å^-3) the sampling stage starts runs at (uniform or slab)."""
+    return max(sampling[system]["density_range"][1], sampling[system]["slab_density"])
+
+
+def state_points(system: str, explore: Mapping[str, Any], sampling: Mapping[str, Any], temperature_range: Sequence[float], seed: int, iteration: int, rcut: float) -> list[Replica]:
+    """The replicas of one exploration job (see the module docstring).
+
+    ``sampling`` holds the sampling stage's ``potentials`` and ``<system>`` block, so exploration
+    spans its density range and draws its families of external potentials.
+    """
     n = explore["molecules"]
-    liquid = explore["liquid_density"][system]
+    block = sampling[system]
+    potentials = RandomPotentialSettings.from_mapping({**sampling["potentials"], **block["potential_lengths"]})
+    low, high = block["density_range"]
     temperatures = np.linspace(temperature_range[0], temperature_range[1], explore["temperatures"])
     replicas: list[Replica] = []
 
-    def add(kind: str, temperature: float, density: float, lengths: tuple[float, float, float], film: tuple[float, float], external=None):
-        replicas.append(Replica(kind, float(temperature), density, lengths, film, external, replica_seed(seed, system, iteration, len(replicas))))
+    def add(kind: str, temperature: float, density: float, lengths: tuple[float, float, float], slab_width: float = 1.0, external=None):
+        index = len(replicas)
+        replicas.append(Replica(kind, float(temperature), float(density), lengths, slab_width, external, replica_seed(seed, system, iteration, index, "replica")))
 
-    liquid_edge = (n / liquid) ** (1.0 / 3.0)
+    def cube(density: float) -> tuple[float, float, float]:
+        return ((n / density) ** (1.0 / 3.0),) * 3
+
     for temperature in temperatures:
-        for fraction in explore["density_fractions"]:
-            edge = (n / (fraction * liquid)) ** (1.0 / 3.0)
-            add("bulk", temperature, fraction * liquid, (edge, edge, edge), (0.0, edge))
+        for density in np.geomspace(low, high, explore["densities"]):
+            add("bulk", temperature, density, cube(density))
         if explore["slab"]:
-            add("slab", temperature, liquid, (liquid_edge, liquid_edge, 3 * liquid_edge), (liquid_edge, 2 * liquid_edge))
-        for k in range(explore["external_potentials"]):
-            draw_seed = [seed, sum(system.encode()), iteration, len(replicas), 11]
-            potential = random_potential(draw_seed, liquid_edge, external_settings)
-            add("external", temperature, liquid, (liquid_edge,) * 3, (0.0, liquid_edge), potential)
-    if 2 * rcut > liquid_edge:
+            edge = cube(block["slab_density"])[0]
+            add("slab", temperature, block["slab_density"], (edge, edge, 3 * edge), slab_width=1.0 / 3.0)
+        for _ in range(explore["external_potentials"]):
+            lengths = cube(high)
+            draw = replica_seed(seed, system, iteration, len(replicas), "external")
+            add("external", temperature, high, lengths, external=random_potential(draw, lengths[2], potentials))
+    shortest = cube(max(high, block["slab_density"]))[0]
+    if 2 * rcut > shortest:
         raise UserError(
-            f"config key 'mlip.explore.molecules': {n} molecules at liquid density make a {liquid_edge:.1f} Å box, "
+            f"config key 'mlip.explore.molecules': {n} molecules at the densest sampled state make a {shortest:.1f} Å box, "
             f"shorter than twice the model cutoff {rcut} Å (mlip.descriptor.rcut); use more molecules"
         )
     return replicas
-
-
-def random_rotation(rng: np.random.Generator) -> np.ndarray:
-    """A uniformly random 3x3 rotation matrix (QR of a Gaussian matrix with the sign fixed)."""
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    return q if np.linalg.det(q) > 0 else -q
-
-
-def lattice_configuration(molecule: Molecule, n_molecules: int, cell_lengths: Sequence[float], film: Sequence[float], rng) -> np.ndarray:
-    """Molecules with random orientations on a simple-cubic grid filling the film z in ``film``; (3n, 3) Å.
-
-    A grid keeps the centres apart at any density; the short minimisation that follows removes the
-    remaining close contacts between partner atoms.
-    """
-    extent = np.array([cell_lengths[0], cell_lengths[1], film[1] - film[0]])
-    per_side = math.ceil(n_molecules ** (1.0 / 3.0))
-    grid = (np.stack(np.meshgrid(*[np.arange(per_side)] * 3, indexing="ij"), -1).reshape(-1, 3) + 0.5) / per_side
-    sites = grid[rng.permutation(len(grid))[:n_molecules]] * extent + np.array([0.0, 0.0, film[0]])
-    template = molecule.geometry()
-    return np.concatenate([site + template @ random_rotation(rng).T for site in sites])
 
 
 @dataclass
@@ -114,15 +102,23 @@ class Trajectory:
             self.step.append(engine.steps_done)
 
 
-def run_exploration(potential, molecule: Molecule, replicas: Sequence[Replica], explore: Mapping[str, Any], minimise_steps: int = 20):
-    """Minimise, then run Langevin MD of all replicas in one batch; returns the trajectory and failures."""
+def run_exploration(potential, molecule: Molecule, replicas: Sequence[Replica], explore: Mapping[str, Any], sampling_block: Mapping[str, Any], minimise_steps: int = 20):
+    """Place molecules as the sampling stage does, minimise briefly, then run Langevin MD of all replicas
+    in one batch; returns the symbols, the trajectory and the failed replicas with their reasons."""
     from ..md.engine import FailureChecks, LangevinEngine
     from ..md.potential import METAL
+    from ..sampling.initial import place_molecules
 
     n = explore["molecules"]
     symbols = list(molecule.symbols) * n
-    positions = np.stack([lattice_configuration(molecule, n, r.cell_lengths, r.film, np.random.default_rng(r.seed)) for r in replicas])
     site = molecule.site_index()
+    template = molecule.geometry() - molecule.geometry()[site]
+    positions = np.stack(
+        [
+            place_molecules(template, n, np.array(r.cell_lengths), np.random.default_rng(r.seed), sampling_block["min_separation"], r.external, r.slab_width)
+            for r in replicas
+        ]
+    )
     engine = LangevinEngine(
         potential=potential,
         symbols=symbols,
@@ -136,7 +132,8 @@ def run_exploration(potential, molecule: Molecule, replicas: Sequence[Replica], 
         timestep=explore["timestep"],
         friction=explore["friction"],
         externals=[r.external for r in replicas],
-        checks=FailureChecks(molecule=molecule),
+        checks=FailureChecks(min_distance=sampling_block["min_distance"], molecule=molecule),
+        md_wall_softness=sampling_block["md_wall_softness"],
     )
     engine.minimise(minimise_steps, max_displacement=0.01)  # removes the grid's closest contacts only
     trajectory = Trajectory([], [], [], [])
@@ -220,7 +217,7 @@ def replica_record(replica: Replica) -> dict[str, Any]:
         "temperature_K": replica.temperature,
         "density_per_A3": replica.density,
         "cell_lengths_A": list(replica.cell_lengths),
-        "film_A": list(replica.film),
+        "slab_width": replica.slab_width,
         "external": None if replica.external is None else replica.external.to_dict(),
         "seed": replica.seed,
     }

@@ -1,0 +1,149 @@
+# Concurrent learning of DeePMD potentials (water, CO2): per iteration, gather labels -> train an ensemble
+# -> test -> explore -> select clusters -> (reference stage labels them as the next iteration).
+# Iterations are a wildcard level with a static DAG: every selection writes one (possibly empty) extxyz.
+# Raising mlip.iterations adds iterations; finished ones keep their params (see liquidscale.mlip.settings).
+
+
+rule mlip_data:
+    input:
+        mlip_reference_data,
+    output:
+        directory("results/{system}/mlip/iter{iteration}/data"),
+    params:
+        settings=mlip_settings_of("data"),
+    log:
+        "logs/{system}/mlip/iter{iteration}/data.log",
+    resources:
+        mem_mb=2000,
+        runtime=20,
+        cpus_per_task=1,
+    shell:
+        "liquidscale mlip data --settings '{params.settings}' --iteration {wildcards.iteration} --reference {input} --out {output} > {log} 2>&1"
+
+
+rule mlip_train:
+    input:
+        data="results/{system}/mlip/iter{iteration}/data",
+        previous=mlip_previous_member,
+    output:
+        directory("results/{system}/mlip/iter{iteration}/model{member}"),
+    wildcard_constraints:
+        member=r"\d+",
+    params:
+        settings=mlip_settings_of("train"),
+        previous=mlip_previous_member_arg,
+    log:
+        "logs/{system}/mlip/iter{iteration}/train{member}.log",
+    benchmark:
+        "benchmarks/{system}/mlip/iter{iteration}/train{member}.tsv"
+    threads: config["mlip"]["training"]["threads"]
+    resources:
+        mem_mb=config["mlip"]["training"]["mem_mb"],
+        runtime=config["mlip"]["training"]["runtime"],
+        cpus_per_task=config["mlip"]["training"]["threads"],
+        gpu=1,
+    shell:
+        "liquidscale mlip train --settings '{params.settings}' --iteration {wildcards.iteration} --member {wildcards.member}"
+        " --data {input.data} {params.previous} --out {output} > {log} 2>&1"
+
+
+rule mlip_test:
+    input:
+        data="results/{system}/mlip/iter{iteration}/data",
+        models=mlip_member_dirs,
+    output:
+        metrics="results/{system}/mlip/iter{iteration}/metrics.json",
+        figure=report("results/{system}/mlip/iter{iteration}/learning_curve.png", category="mlip"),
+    params:
+        settings=mlip_settings_of("test"),
+    log:
+        "logs/{system}/mlip/iter{iteration}/test.log",
+    resources:
+        mem_mb=2000,
+        runtime=30,
+        cpus_per_task=1,
+    shell:
+        "liquidscale mlip test --settings '{params.settings}' --iteration {wildcards.iteration} --data {input.data}"
+        " --models {input.models} --out {output.metrics} --figure {output.figure} > {log} 2>&1"
+
+
+rule mlip_explore:
+    input:
+        models=mlip_member_dirs,
+    output:
+        directory("results/{system}/mlip/iter{iteration}/explore"),
+    params:
+        settings=mlip_settings_of("explore"),
+    log:
+        "logs/{system}/mlip/iter{iteration}/explore.log",
+    benchmark:
+        "benchmarks/{system}/mlip/iter{iteration}/explore.tsv"
+    threads: config["mlip"]["explore"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=config["mlip"]["explore"]["runtime"],
+        cpus_per_task=config["mlip"]["explore"]["threads"],
+        gpu=1,
+    shell:
+        "liquidscale mlip explore --settings '{params.settings}' --iteration {wildcards.iteration} --models {input.models}"
+        " --out {output} > {log} 2>&1"
+
+
+rule mlip_select:
+    input:
+        "results/{system}/mlip/iter{iteration}/explore",
+    output:
+        selected="results/{system}/mlip/iter{iteration}/selected.extxyz",
+        report="results/{system}/mlip/iter{iteration}/selection.json",
+    params:
+        settings=mlip_settings_of("select"),
+    log:
+        "logs/{system}/mlip/iter{iteration}/select.log",
+    resources:
+        mem_mb=2000,
+        runtime=20,
+        cpus_per_task=1,
+    shell:
+        "liquidscale mlip select --settings '{params.settings}' --iteration {wildcards.iteration} --explore {input}"
+        " --out {output.selected} --report {output.report} > {log} 2>&1"
+
+
+rule mlip_feed_reference:
+    input:
+        mlip_previous_selection,
+    output:
+        "results/{system}/reference/iter{iteration}/configurations.extxyz",
+    wildcard_constraints:
+        iteration=r"(?!000)\d{3}",
+    log:
+        "logs/{system}/mlip/iter{iteration}/feed_reference.log",
+    localrule: True
+    shell:
+        "cp {input} {output} 2> {log}"
+
+
+rule mlip_final:
+    input:
+        unpack(mlip_final_inputs),
+    output:
+        models=expand("results/{{system}}/mlip/final/model{member}.pth", member=mlip_members()),
+        metadata="results/{system}/mlip/final/metadata.json",
+        table="results/{system}/mlip/final/convergence.csv",
+        figure=report("results/{system}/mlip/final/convergence.png", category="mlip"),
+    params:
+        settings=mlip_settings_of("final"),
+        iterations=mlip_iterations_arg,
+    log:
+        "logs/{system}/mlip/final.log",
+    resources:
+        mem_mb=1000,
+        runtime=10,
+        cpus_per_task=1,
+    shell:
+        "liquidscale mlip final --settings '{params.settings}' --iterations {params.iterations}"
+        " --out results/{wildcards.system}/mlip/final > {log} 2>&1"
+
+
+rule mlip:
+    input:
+        expand("results/{system}/mlip/final/metadata.json", system=MOLECULAR),
