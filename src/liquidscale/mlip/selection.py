@@ -67,7 +67,7 @@ def cut_candidate(symbols, positions, cell, molecule: Molecule, atom: int, radiu
     return Cluster(cluster_symbols, cluster_positions, frame, deviation)
 
 
-def fingerprint(symbols: Sequence[str], positions: np.ndarray, elements: Sequence[str], r_max: float, width: float = 0.1) -> np.ndarray:
+def fingerprint(symbols: Sequence[str], positions: np.ndarray, elements: Sequence[str], r_max: float, width: float = 0.3) -> np.ndarray:
     """Gaussian-smoothed pair-distance densities per element pair, per atom of the cluster.
 
     Invariant to rotations, translations and atom order; its Euclidean distance (times sqrt(dr))
