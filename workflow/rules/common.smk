@@ -36,3 +36,60 @@ def settings_of(stage):
         return settings_json(wildcards.system, stage)
 
     return settings
+
+
+# ---- mlip (concurrent learning) --------------------------------------------------------------
+def mlip_settings_of(action):
+    """An input function giving the mlip --settings JSON with only the keys `action` reads (see liquidscale.mlip.settings)."""
+    from liquidscale.mlip.settings import rule_settings
+
+    def settings(wildcards):
+        return json.dumps(rule_settings(config, wildcards.system, action), sort_keys=True)
+
+    return settings
+
+
+def mlip_members():
+    return list(range(config["mlip"]["ensemble_size"]))
+
+
+def mlip_iteration_dirs(system):
+    return [f"results/{system}/mlip/iter{k:03d}" for k in range(config["mlip"]["iterations"])]
+
+
+def mlip_reference_data(wildcards):
+    """reference/iter{k}/data for k = 0..iteration: iteration i trains on every label so far."""
+    return [f"results/{wildcards.system}/reference/iter{k:03d}/data" for k in range(int(wildcards.iteration) + 1)]
+
+
+def mlip_member_dirs(wildcards):
+    return [f"results/{wildcards.system}/mlip/iter{wildcards.iteration}/model{m}" for m in mlip_members()]
+
+
+def mlip_previous_member(wildcards):
+    """The same member one iteration earlier (reused when no data were added); none for iteration 0."""
+    i = int(wildcards.iteration)
+    return [] if i == 0 else [f"results/{wildcards.system}/mlip/iter{i - 1:03d}/model{wildcards.member}"]
+
+
+def mlip_previous_member_arg(wildcards):
+    previous = mlip_previous_member(wildcards)
+    return f"--previous {previous[0]}" if previous else ""
+
+
+def mlip_previous_selection(wildcards):
+    """Iteration i's configurations to label are the clusters iteration i-1 selected."""
+    return f"results/{wildcards.system}/mlip/iter{int(wildcards.iteration) - 1:03d}/selected.extxyz"
+
+
+def mlip_final_inputs(wildcards):
+    iterations = mlip_iteration_dirs(wildcards.system)
+    return {
+        "metrics": [f"{d}/metrics.json" for d in iterations],
+        "selection": [f"{d}/selection.json" for d in iterations],
+        "models": [f"{iterations[-1]}/model{m}" for m in mlip_members()],
+    }
+
+
+def mlip_iterations_arg(wildcards):
+    return " ".join(mlip_iteration_dirs(wildcards.system))
