@@ -1,0 +1,122 @@
+"""Reference-stage outputs through the CLI: shards, deepmd/npy round trip, extxyz, CSVs, provenance.
+
+Budget: about 10 s on one core (HF/sto-3g on water monomers and dimers).
+"""
+
+import json
+
+import ase
+import ase.io
+import dpdata
+import numpy as np
+import pandas as pd
+import pytest
+
+from liquidscale.cli import main
+from liquidscale.config import validate_config
+from liquidscale.errors import UserError
+from liquidscale.molecules import WATER
+from liquidscale.reference import action_settings
+from liquidscale.reference.output import check_complete, read_labels, sort_by_type
+
+pytest.importorskip("pyscf")
+
+CONFIG = {
+    "systems": ["water"],
+    "reference": {
+        "method": {"xc": "HF", "basis": "sto-3g", "conv_tol": 1e-9},
+        "initial": {"cluster_sizes": [1, 2], "frames_per_size": 2},
+        "shards": 2,
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    """Run configurations -> label (2 shards) -> collect for water, with one unlabellable extra frame."""
+    root = tmp_path_factory.mktemp("reference")
+    extra = root / "extra.extxyz"
+    ase.io.write(extra, [ase.Atoms("OH", positions=[[0, 0, 0], [0.97, 0, 0]], info={"source": "radical"})])
+    config = validate_config(dict(CONFIG, reference=dict(CONFIG["reference"], extra_configurations={"water": str(extra)})))
+    it = root / "results" / "water" / "reference" / "iter000"
+    confs = it / "configurations.extxyz"
+
+    def settings(action):
+        return json.dumps(action_settings(config, "water", action))
+
+    assert main(["reference", "configurations", "--settings", settings("configurations"), "--out", str(confs)]) == 0
+    shards = [str(it / "shards" / f"shard{k:02d}") for k in range(2)]
+    for k, shard in enumerate(shards):
+        assert main(["reference", "label", "--settings", settings("label"), "--configurations", str(confs), "--shard", str(k), "--out", shard]) == 0
+    assert main(["reference", "collect", "--settings", settings("collect"), "--configurations", str(confs), "--out", str(it), *shards]) == 0
+    return it
+
+
+def test_every_frame_is_labelled_or_failed(campaign):
+    summary = pd.read_csv(campaign / "summary.csv")
+    failures = pd.read_csv(campaign / "failures.csv")
+    assert list(summary["frame"]) == [0, 1, 2, 3]
+    assert list(summary["shard"]) == [0, 1, 0, 1]
+    assert list(failures["frame"]) == [4] and failures["source"][0] == "radical"
+    assert "cannot build molecule" in failures["reason"][0]
+    assert set(summary["scf_attempt"]) == {"diis"}
+
+
+def test_deepmd_npy_round_trips_the_labels(campaign):
+    labels = read_labels(campaign / "labels.extxyz")
+    summary = pd.read_csv(campaign / "summary.csv")
+    folders = sorted((campaign / "data").iterdir())
+    assert [p.name for p in folders] == ["O1H2", "O2H4"]
+    data = {p.name: dpdata.LabeledSystem(str(p), fmt="deepmd/npy") for p in folders}
+    for atoms, row in zip(labels, summary.itertuples()):
+        system = data[row.formula]
+        assert system["atom_names"] == ["O", "H"] and system.nopbc
+        order = sort_by_type(atoms, ["O", "H"])
+        i = row.index_in_data
+        np.testing.assert_allclose(system["coords"][i], atoms.get_positions()[order], atol=1e-12)
+        np.testing.assert_allclose(system["forces"][i], atoms.get_forces()[order], atol=1e-12)
+        assert system["energies"][i] == pytest.approx(atoms.get_potential_energy(), abs=1e-9)
+        assert row.energy_eV == pytest.approx(atoms.get_potential_energy(), abs=1e-9)
+        assert [system["atom_names"][t] for t in system["atom_types"]] == sorted(atoms.get_chemical_symbols(), key=["O", "H"].index)
+
+
+def test_labels_equal_a_direct_calculation(campaign):
+    """The extxyz labels are what PySCF computes for those coordinates (to the 1e-8 extxyz precision)."""
+    from liquidscale.reference.qm import label
+
+    atoms = read_labels(campaign / "labels.extxyz")[2]
+    method = validate_config(CONFIG)["reference"]["method"]
+    direct = label(atoms.get_chemical_symbols(), atoms.get_positions(), method)
+    assert direct.energy == pytest.approx(atoms.get_potential_energy(), abs=1e-6)
+    np.testing.assert_allclose(direct.forces, atoms.get_forces(), atol=1e-6)
+
+
+def test_configurations_feed_back_and_provenance(campaign):
+    configurations = ase.io.read(campaign / "configurations.extxyz", index=":")
+    labels = read_labels(campaign / "labels.extxyz")
+    assert len(configurations) == 5
+    for conf, lab in zip(configurations, labels):
+        np.testing.assert_array_equal(conf.get_positions(), lab.get_positions())
+    record = json.loads((campaign / "provenance.json").read_text())
+    assert record["method"]["basis"] == "sto-3g" and record["method"]["xc"] == "HF"
+    assert record["n_labelled"] == 4 and record["n_failed"] == 1
+    assert record["packages"]["pyscf"] and record["packages"]["dpdata"]
+    assert record["seeds"]["seed"] == validate_config(CONFIG)["seed"]
+    assert len(record["config_hash"]) == 64 and "configurations" in record["upstream_hashes"]
+
+
+def test_lost_frames_are_an_error():
+    labels = [ase.Atoms("OH2", positions=WATER.geometry(), info={"frame": 0})]
+    check_complete(2, labels, [{"frame": 1}])
+    with pytest.raises(UserError, match=r"missing frames: \[1\]"):
+        check_complete(2, labels, [])
+    with pytest.raises(UserError, match="exactly once"):
+        check_complete(1, labels, [{"frame": 0}])
+
+
+def test_bad_shard_index_is_a_user_error(campaign, capsys):
+    config = validate_config(CONFIG)
+    settings = json.dumps(action_settings(config, "water", "label"))
+    args = ["reference", "label", "--settings", settings, "--configurations", str(campaign / "configurations.extxyz"), "--shard", "2", "--out", "x"]
+    assert main(args) == 2
+    assert "'reference.shards' is 2" in capsys.readouterr().err
