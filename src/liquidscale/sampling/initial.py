@@ -36,7 +36,7 @@ def place_molecules(
     external: ExternalPotential | None = None,
     slab_width: float = 1.0,
     max_beta_v: float = 5.0,
-    attempts_per_molecule: int = 2000,
+    attempts_per_molecule: int = 200,
 ) -> np.ndarray:
     """Positions (n_molecules * len(template), 3), molecule by molecule in template order.
 
@@ -49,22 +49,26 @@ def place_molecules(
     separation = min_separation
     placed, attempts = 0, 0
     while placed < n_molecules:
-        trial = rng.uniform(0, 1, size=3) * box
-        trial[2] = 0.5 * box[2] + rng.uniform(-half_slab, half_slab)
-        attempts += 1
-        if attempts > attempts_per_molecule * n_molecules:
+        # candidates in chunks so the external potential is evaluated vectorised
+        trials = rng.uniform(0, 1, size=(256, 3)) * box
+        trials[:, 2] = 0.5 * box[2] + rng.uniform(-half_slab, half_slab, size=256)
+        if external is not None:
+            trials = trials[external.beta_v(trials[:, 2]) < max_beta_v]
+        for trial in trials:
+            delta = centres[:placed] - trial
+            delta -= box * np.round(delta / box)
+            if placed and np.min(np.einsum("ij,ij->i", delta, delta)) < separation**2:
+                continue
+            centres[placed] = trial
+            placed += 1
+            if placed == n_molecules:
+                break
+        attempts += 256
+        if attempts > attempts_per_molecule * n_molecules and placed < n_molecules:
             # dense or walled boxes: relax the separation rather than give up (minimisation follows)
             separation *= 0.9
             attempts = 0
             if separation < 0.3 * min_separation:
                 raise UserError(f"cannot place {n_molecules} molecules in box {box.tolist()}: lower the density or the wall coverage (sampling settings)")
-        if external is not None and not external.beta_v(np.array([trial[2]]))[0] < max_beta_v:
-            continue
-        delta = centres[:placed] - trial
-        delta -= box * np.round(delta / box)
-        if placed and np.min(np.einsum("ij,ij->i", delta, delta)) < separation**2:
-            continue
-        centres[placed] = trial
-        placed += 1
     atoms = np.stack([c + template @ random_rotation(rng).T for c in centres])
     return (atoms.reshape(-1, 3)) % box
