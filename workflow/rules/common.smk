@@ -93,3 +93,25 @@ def mlip_final_inputs(wildcards):
 
 def mlip_iterations_arg(wildcards):
     return " ".join(mlip_iteration_dirs(wildcards.system))
+
+
+# ---- reference (PySCF labels) ----------------------------------------------------------------
+def reference_settings_of(action):
+    """An input function giving the reference --settings JSON with only the keys `action` reads
+    (see liquidscale.reference.action_settings): a new basis reruns labelling, not the clusters."""
+    from liquidscale.reference import action_settings
+
+    def settings(wildcards):
+        return json.dumps(action_settings(config, wildcards.system, action), sort_keys=True)
+
+    return settings
+
+
+def reference_extra_configurations(wildcards):
+    """The system's extra extxyz file from reference.extra_configurations, if any."""
+    path = (config["reference"]["extra_configurations"] or {}).get(wildcards.system)
+    return [path] if path else []
+
+
+def reference_shard_dirs(wildcards):
+    return [f"results/{wildcards.system}/reference/iter{wildcards.iteration}/shards/shard{k:02d}" for k in range(config["reference"]["shards"])]
