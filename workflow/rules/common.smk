@@ -115,3 +115,33 @@ def reference_extra_configurations(wildcards):
 
 def reference_shard_dirs(wildcards):
     return [f"results/{wildcards.system}/reference/iter{wildcards.iteration}/shards/shard{k:02d}" for k in range(config["reference"]["shards"])]
+
+
+# ---- sampling (MD under random external potentials) and profiles ----------------------------
+SAMPLED = [s for s in SYSTEMS if s in ("water", "co2", "lj")]
+
+
+def sampling_batches():
+    """Batch indices of every sampled system: ceil(sampling.runs / sampling.replicas_per_job)."""
+    runs, per_job = config["sampling"]["runs"], config["sampling"]["replicas_per_job"]
+    return [f"{b:04d}" for b in range(-(-runs // per_job))]
+
+
+def sampling_batch_files(wildcards):
+    return expand("results/{system}/sampling/batch{batch}.nc", system=wildcards.system, batch=sampling_batches())
+
+
+def sampling_model(wildcards):
+    """The final DeePMD model the molecular systems run with (first ensemble member); none for lj."""
+    if wildcards.system in MOLECULAR:
+        return [f"results/{wildcards.system}/mlip/final/model0.pth"]
+    return []
+
+
+def sampling_model_arg(wildcards):
+    return " ".join(f"--model {path}" for path in sampling_model(wildcards))
+
+
+def sampling_gpus():
+    """Sampling jobs ask for a GPU unless the config pins them to the CPU."""
+    return 0 if config["sampling"]["device"] == "cpu" else 1

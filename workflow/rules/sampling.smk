@@ -1,0 +1,75 @@
+# Sampling: MD of water, CO2 (final DeePMD model) and the Lennard-Jones fluid under seeded random planar
+# external potentials. The state-point table fixes every run, so the DAG is static: one job per batch
+# of `sampling.replicas_per_job` replicas, then one streaming aggregation into profiles.nc per system.
+
+
+rule sampling_statepoints:
+    output:
+        "results/{system}/sampling/statepoints.csv",
+    params:
+        settings=settings_of("sampling"),
+    log:
+        "logs/{system}/sampling/statepoints.log",
+    wildcard_constraints:
+        system="|".join(SAMPLED) or "none",
+    localrule: True
+    shell:
+        "liquidscale sampling statepoints --settings '{params.settings}' --out {output} > {log} 2>&1"
+
+
+rule sampling_batch:
+    input:
+        statepoints="results/{system}/sampling/statepoints.csv",
+        model=sampling_model,
+    output:
+        "results/{system}/sampling/batch{batch}.nc",
+    params:
+        settings=settings_of("sampling"),
+        model=sampling_model_arg,
+    log:
+        "logs/{system}/sampling/batch{batch}.log",
+    benchmark:
+        "benchmarks/{system}/sampling/batch{batch}.tsv"
+    wildcard_constraints:
+        system="|".join(SAMPLED) or "none",
+        batch=r"\d{4}",
+    threads: config["sampling"]["threads"]
+    resources:
+        mem_mb=config["sampling"]["mem_mb"],
+        runtime=config["sampling"]["runtime"],
+        cpus_per_task=config["sampling"]["threads"],
+        gpu=sampling_gpus(),
+    shell:
+        "OMP_NUM_THREADS={threads} liquidscale sampling batch --settings '{params.settings}'"
+        " --statepoints {input.statepoints} --batch {wildcards.batch} {params.model} --out {output} > {log} 2>&1"
+
+
+rule profiles_aggregate:
+    input:
+        sampling_batch_files,
+    output:
+        "results/{system}/profiles.nc",
+    params:
+        settings=settings_of("profiles"),
+    log:
+        "logs/{system}/profiles.log",
+    benchmark:
+        "benchmarks/{system}/profiles.tsv"
+    wildcard_constraints:
+        system="|".join(SAMPLED) or "none",
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        cpus_per_task=1,
+    shell:
+        "liquidscale sampling aggregate --settings '{params.settings}' --out {output} {input} > {log} 2>&1"
+
+
+rule sampling:
+    input:
+        expand("results/{system}/sampling/batch{batch}.nc", system=SAMPLED, batch=sampling_batches()),
+
+
+rule profiles:
+    input:
+        expand("results/{system}/profiles.nc", system=SAMPLED),
