@@ -28,6 +28,16 @@ from scipy.optimize import brentq
 BulkExcess = Callable[[np.ndarray, float], np.ndarray]
 
 
+def functional_excess(functional) -> BulkExcess:
+    """beta mu_ex(rho, T) = -c1_b of a ``cdft.functional.Functional`` (constant profiles, one batch)."""
+    from ..cdft.thermo import bulk_c1
+
+    def excess(rho: np.ndarray, T: float) -> np.ndarray:
+        return -bulk_c1(functional, rho, T)
+
+    return excess
+
+
 class NotFound(Exception):
     """A thermodynamic object does not exist in the searched range, or the EOS is too rough to say."""
 

@@ -72,24 +72,27 @@ def imaginary_poles(D: Analytic, a0_max: float, samples: int = 2000) -> np.ndarr
     return np.array([brentq(real_D, a0[i], a0[i + 1], xtol=1e-14, rtol=1e-13) for i in change])
 
 
-def _winding(D: Analytic, corners: tuple[float, float, float, float], samples: int = 64) -> int:
-    """Zeros of D inside the rectangle [a1_lo, a1_hi] x [a0_lo, a0_hi] (argument principle).
+def _edge_phase(D: Analytic, start: complex, end: complex, samples: int = 64, rounds: int = 40) -> float:
+    """Change of arg D along a straight edge; segments whose phase step exceeds pi/4 are bisected locally
+    (a zero close to the edge needs many points only near itself)."""
+    t = np.linspace(0.0, 1.0, samples + 1)
+    values = D(start + (end - start) * t)
+    for _ in range(rounds):
+        steps = np.angle(values[1:] / values[:-1])
+        coarse = np.flatnonzero(np.abs(steps) >= np.pi / 4)
+        if coarse.size == 0:
+            break
+        t_new = 0.5 * (t[coarse] + t[coarse + 1])
+        t = np.insert(t, coarse + 1, t_new)
+        values = np.insert(values, coarse + 1, D(start + (end - start) * t_new))
+    return float(np.angle(values[1:] / values[:-1]).sum())
 
-    Each edge is resampled until no phase step exceeds pi/4, so the count is exact unless a zero
-    lies on the contour (then the phase jumps and the edge is refined up to a limit).
-    """
+
+def _winding(D: Analytic, corners: tuple[float, float, float, float]) -> int:
+    """Zeros of D inside the rectangle [a1_lo, a1_hi] x [a0_lo, a0_hi] (argument principle)."""
     a1_lo, a1_hi, a0_lo, a0_hi = corners
     path = [complex(a1_lo, a0_lo), complex(a1_hi, a0_lo), complex(a1_hi, a0_hi), complex(a1_lo, a0_hi), complex(a1_lo, a0_lo)]
-    total = 0.0
-    for start, end in zip(path[:-1], path[1:]):
-        n = samples
-        while True:
-            values = D(start + (end - start) * np.linspace(0.0, 1.0, n + 1))
-            steps = np.angle(values[1:] / values[:-1])
-            if np.max(np.abs(steps)) < np.pi / 4 or n > 65536:
-                break
-            n *= 4
-        total += steps.sum()
+    total = sum(_edge_phase(D, start, end) for start, end in zip(path[:-1], path[1:]))
     return int(round(total / (2 * np.pi)))
 
 
@@ -105,11 +108,12 @@ def _newton(D: Analytic, dD: Analytic, k: complex, iterations: int = 60) -> comp
 def complex_poles(D: Analytic, dD: Analytic, a1_max: float, a0_max: float, max_depth: int = 24) -> np.ndarray:
     """Zeros k = a1 + i a0 of D with 0 < a1 < a1_max, 0 < a0 < a0_max, as (a1, a0) rows by ascending a0.
 
-    The left edge sits just off the imaginary axis, where the imaginary poles are (they are found
-    separately), and the bottom edge on the real axis, where D = 1/S(k) > 0 for a stable fluid.
+    The left edge sits at a1 = 1e-3 a1_max, off the imaginary axis where the imaginary poles are (they
+    are found separately; complex poles with a smaller a1, wavelengths beyond 6000 / a1_max, are not
+    resolved), and the bottom edge on the real axis, where D = 1/S(k) > 0 for a stable fluid.
     """
     found: list[complex] = []
-    stack = [((1e-7 * a1_max, a1_max, 0.0, a0_max), 0)]
+    stack = [((1e-3 * a1_max, a1_max, 0.0, a0_max), 0)]
     while stack:
         box, depth = stack.pop()
         count = _winding(D, box)

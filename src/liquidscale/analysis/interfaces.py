@@ -1,0 +1,150 @@
+"""Inhomogeneous checks and confinement: the free liquid-vapour interface and slit pores.
+
+Free interface: a liquid slab in vapour, solved canonically in a periodic box. Its plateau densities
+must equal the bulk coexisting densities (an independent check of the binodal), and its excess grand
+potential per unit area over the two interfaces is the surface tension, gamma = (Omega + p L) / 2.
+
+Slit pores: walls with a 9-3 potential on the density site. The adsorption branch is continued up in
+mu from an empty pore, the desorption branch down from a filled one; capillary coexistence is where
+their grand potentials are equal. Because d(beta Omega)/d(beta mu) = -N exactly, the crossing is
+located by Hermite interpolation between the continuation points. The Kelvin equation
+(mu_sat - mu_cc) H = 2 gamma / (rho_l - rho_v) (complete wetting) is the large-H limit.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..cdft.functional import grid_points
+from ..cdft.solver import ConvergenceError, SolverSettings, solve
+from .bulk import Coexistence, NotFound
+from ..cdft.thermo import grand_potential
+
+
+@dataclass(frozen=True)
+class FreeInterface:
+    z: np.ndarray
+    rho: np.ndarray
+    rho_vapour: float  # plateau densities (box edge and centre)
+    rho_liquid: float
+    beta_mu: float
+    beta_gamma: float  # beta * surface tension (per unit area, internal units)
+
+
+def free_interface(functional, coexistence: Coexistence, box_length: float, settings: SolverSettings = SolverSettings()) -> FreeInterface:
+    """A symmetric liquid slab of half the box at the mean coexisting density, solved canonically."""
+    n = grid_points(box_length, functional.dz, "interface box length")
+    n -= n % 2
+    z = (np.arange(n) + 0.5) * functional.dz
+    inside = np.abs(z - 0.5 * n * functional.dz) < 0.25 * n * functional.dz
+    start = np.where(inside, coexistence.rho_liquid, coexistence.rho_vapour)
+    mean = float(start.mean())
+    T = coexistence.T
+    solution = solve(functional, np.zeros(n), T, mean_density=mean, rho_init=start, symmetric=True, settings=settings)
+    rho = solution.rho
+    beta_omega = grand_potential(functional, rho, np.zeros(n), T, solution.beta_mu)  # V = 0, k_B = 1: mu stands for beta mu
+    beta_gamma = 0.5 * (beta_omega + coexistence.beta_p * n * functional.dz)
+    return FreeInterface(z, rho, float(rho[0]), float(rho[n // 2]), solution.beta_mu, float(beta_gamma))
+
+
+@dataclass(frozen=True)
+class Wall:
+    """beta V(x) = strength [(2/15)(sigma/x)^9 - (sigma/x)^3] at distance x > 0 from a wall plane; hard for x <= 0."""
+
+    strength: float  # beta epsilon_wall
+    sigma: float
+
+    def beta_v(self, x: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            s = self.sigma / np.where(x > 0, x, np.nan)
+            v = self.strength * (2.0 / 15.0 * s**9 - s**3)
+        return np.where(x > 0, v, np.inf)
+
+
+def slit_potential(functional, wall: Wall, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """(z, beta V) of a slit of width H between wall planes at 0 and H, padded with hard wall so the periodic
+    images never interact through it."""
+    pad = grid_points(math.ceil(functional.interaction_range / functional.dz) * functional.dz, functional.dz, "pad")
+    inner = grid_points(width, functional.dz, "pore width")
+    z = (np.arange(inner + 2 * pad) - pad + 0.5) * functional.dz
+    beta_V = wall.beta_v(z) + wall.beta_v(width - z)
+    return z, 0.5 * (beta_V + beta_V[::-1])  # exactly mirror-symmetric in floating point
+
+
+@dataclass
+class Branch:
+    beta_mu: np.ndarray
+    mean_density: np.ndarray  # N / H (NaN where the solve failed)
+    beta_omega: np.ndarray  # per unit area
+    profiles: list = field(repr=False, default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def pore_branch(functional, beta_V: np.ndarray, width: float, T: float, beta_mus: np.ndarray, rho_start: np.ndarray | None,
+                k_B: float = 1.0, settings: SolverSettings = SolverSettings()) -> Branch:
+    """Grand-canonical solves along ``beta_mus`` in order, each started from the previous profile."""
+    n_mu = len(beta_mus)
+    branch = Branch(np.asarray(beta_mus, dtype=float), np.full(n_mu, np.nan), np.full(n_mu, np.nan))
+    rho = rho_start
+    for i, beta_mu in enumerate(beta_mus):
+        try:
+            kT = k_B * T
+            solution = solve(functional, beta_V * kT, T, mu=beta_mu * kT, k_B=k_B, rho_init=rho, symmetric=True, settings=settings)
+        except ConvergenceError as exc:
+            branch.failures.append(f"beta mu = {beta_mu:.6g}: {exc}")
+            branch.profiles.append(None)
+            continue
+        rho = solution.rho
+        branch.profiles.append(rho)
+        branch.mean_density[i] = rho.sum() * functional.dz / width
+        branch.beta_omega[i] = grand_potential(functional, rho, beta_V * kT, T, beta_mu * kT, k_B)
+    return branch
+
+
+@dataclass(frozen=True)
+class CapillaryCoexistence:
+    width: float
+    beta_mu: float  # capillary coexistence
+    mean_density_gas: float
+    mean_density_liquid: float
+
+
+def capillary_coexistence(adsorption: Branch, desorption: Branch, width: float) -> CapillaryCoexistence:
+    """Where beta Omega of the two branches are equal, by cubic Hermite interpolation with dOmega/dmu = -N.
+
+    Needs both branches solved and distinct (hysteresis) around the crossing; otherwise NotFound.
+    """
+    mu = adsorption.beta_mu
+    n_gas = adsorption.mean_density * width
+    n_liq = desorption.mean_density * width
+    distinct = np.isfinite(n_gas) & np.isfinite(n_liq) & (n_liq - n_gas > 1e-3 * np.nanmax(np.abs(n_liq)))
+    gap = desorption.beta_omega - adsorption.beta_omega  # > 0 where the gas-filled pore is stable
+    crossing = [i for i in range(len(mu) - 1) if distinct[i] and distinct[i + 1] and gap[i] > 0 >= gap[i + 1]]
+    if not crossing:
+        raise NotFound(
+            f"no capillary transition for H = {width:g} in beta mu = [{mu[0]:.4g}, {mu[-1]:.4g}]: the branches "
+            + ("never separate (no hysteresis)" if not distinct.any() else "do not cross inside their common range")
+        )
+    i = crossing[0]
+    h = mu[i + 1] - mu[i]
+    # Hermite cubic of gap(t), t in [0, 1], with slopes -(N_liq - N_gas) * h
+    g0, g1 = gap[i], gap[i + 1]
+    m0, m1 = -(n_liq[i] - n_gas[i]) * h, -(n_liq[i + 1] - n_gas[i + 1]) * h
+    cubic = np.polynomial.Polynomial([g0, m0, 3 * (g1 - g0) - 2 * m0 - m1, 2 * (g0 - g1) + m0 + m1])
+    roots = [r.real for r in cubic.roots() if abs(r.imag) < 1e-12 and -1e-9 <= r.real <= 1 + 1e-9]
+    t = min(roots, key=lambda r: abs(r - g0 / (g0 - g1))) if roots else g0 / (g0 - g1)
+    weight = float(t)
+    return CapillaryCoexistence(
+        width,
+        float(mu[i] + weight * h),
+        float((1 - weight) * adsorption.mean_density[i] + weight * adsorption.mean_density[i + 1]),
+        float((1 - weight) * desorption.mean_density[i] + weight * desorption.mean_density[i + 1]),
+    )
+
+
+def kelvin_shift_times_width(beta_gamma: float, coexistence: Coexistence) -> float:
+    """(beta mu_sat - beta mu_cc) * H in the Kelvin limit for complete wetting: 2 beta gamma / (rho_l - rho_v)."""
+    return 2.0 * beta_gamma / (coexistence.rho_liquid - coexistence.rho_vapour)
