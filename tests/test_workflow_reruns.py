@@ -1,0 +1,167 @@
+"""Partial reruns, stage targets, lint and determinism of the real workflow (marker ``workflow``).
+
+Rerun decisions are read from dry runs (``snakemake -n`` job-stats table). Stages that need expensive
+jobs (mlip, sampling, cdft) are brought up to date with ``snakemake --touch`` over placeholder outputs:
+Snakemake then records the same metadata (params, code, input) it records after a real job, so the
+dry run after a config change shows exactly what a real campaign would rerun. The reference stage,
+cheap in the reduced config, is also run for real (second run does nothing; two runs give identical
+outputs). Budget: ~1.5 min on 2 cores (two real reference runs of ~25 s, dry runs of ~4 s).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+from slurm.harness import (
+    REDUCED_CONFIG,
+    REPO,
+    existing_stage_targets,
+    planned_jobs,
+    result_hashes,
+    run_locally,
+    snakemake,
+    write_config,
+)
+
+pytestmark = pytest.mark.workflow
+
+LATER_STAGES = ("mlip", "sampling", "profiles", "cdft", "analysis")
+
+
+def _with(config: dict, path: str, value) -> dict:
+    """A copy of ``config`` with the dotted key ``path`` set to ``value``."""
+    changed = copy.deepcopy(config)
+    node = changed
+    *parents, last = path.split(".")
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return changed
+
+
+def _touch_complete(workdir: Path, configfile: Path, targets: list[str]) -> None:
+    """Bring ``targets`` up to date without running a job: placeholder outputs, then ``snakemake --touch``.
+
+    Outputs without a suffix are directory() outputs in this workflow (shard folders, deepmd data).
+    """
+    summary = snakemake(workdir, configfile, ["--summary", *targets], timeout=300, check=True)
+    for line in summary.stdout.splitlines()[1:]:
+        output = workdir / line.split("\t")[0]
+        if output.suffix:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.touch()
+        else:
+            output.mkdir(parents=True, exist_ok=True)
+    snakemake(workdir, configfile, ["--touch", "--forceall", "--cores", "1", *targets], timeout=300, check=True)
+    assert not planned_jobs(workdir, configfile, targets), "placeholders + --touch should leave nothing to do"
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory) -> tuple[Path, Path, list[str]]:
+    """A workdir where every existing stage of the reduced campaign is up to date (via --touch)."""
+    root = tmp_path_factory.mktemp("touched")
+    configfile = write_config(root, REDUCED_CONFIG)
+    targets = existing_stage_targets(configfile, root / "work")
+    _touch_complete(root / "work", configfile, targets)
+    return root / "work", configfile, targets
+
+
+def _a_hyperparameter(section: str) -> tuple[str, float]:
+    """The first floating-point key of the schema's ``section`` (depth first) and a changed value for it."""
+    from liquidscale.config import _resolve, load_schema
+
+    schema = load_schema()
+
+    def walk(node, path):
+        node = _resolve(node, schema)
+        if node.get("type") == "number" and isinstance(node.get("default"), float):
+            return path, node["default"] * 1.5
+        for key, sub in node.get("properties", {}).items():
+            found = walk(sub, f"{path}.{key}")
+            if found:
+                return found
+        return None
+
+    found = walk(schema["properties"][section], section)
+    assert found, f"no floating-point hyperparameter in the schema's '{section}' section"
+    return found
+
+
+def _plan_after_change(campaign, key: str, value, tmp_path: Path):
+    workdir, _, targets = campaign
+    changed = write_config(tmp_path, _with(REDUCED_CONFIG, key, value))
+    return planned_jobs(workdir, changed, targets)
+
+
+def _require_stage(campaign, stage: str) -> None:
+    if stage not in campaign[2]:
+        pytest.skip(f"the '{stage}' stage's rules (workflow/rules/{stage}.smk, target rule '{stage}') do not exist yet")
+
+
+def test_new_basis_reruns_labelling_and_everything_after_it(campaign, tmp_path):
+    workdir, configfile, targets = campaign
+    plan = _plan_after_change(campaign, "reference.method.basis", "6-31g", tmp_path)
+    assert plan["reference_label"] == REDUCED_CONFIG["reference"]["shards"]
+    assert "reference_collect" in plan
+    assert "reference_configurations" not in plan, "the clusters do not depend on the basis"
+    # Exactly what forcing the labelling would rerun: every job downstream of it, nothing else.
+    assert plan == planned_jobs(workdir, configfile, targets, ["--forcerun", "reference_label"])
+    for stage in LATER_STAGES:
+        if stage in targets:
+            assert stage in plan, f"a new basis must rerun the '{stage}' stage"
+
+
+def test_cdft_hyperparameter_reruns_only_cdft_and_analysis(campaign, tmp_path):
+    _require_stage(campaign, "cdft")
+    workdir, configfile, targets = campaign
+    key, value = _a_hyperparameter("cdft")
+    plan = _plan_after_change(campaign, key, value, tmp_path)
+    assert plan, f"a new {key} must rerun cdft"
+    stages = {rule.split("_")[0] for rule in plan} - {"all"}
+    assert stages <= {"cdft", "analysis"}, f"jobs outside cdft/analysis were planned: {sorted(plan)}"
+    assert "cdft" in stages
+
+
+def test_until_profiles_stops_there(tmp_path):
+    configfile = write_config(tmp_path, REDUCED_CONFIG)
+    targets = existing_stage_targets(configfile, tmp_path / "work")
+    if "profiles" not in targets:
+        pytest.skip("the 'profiles' rule (workflow/rules/sampling.smk or profiles.smk) does not exist yet")
+    plan = planned_jobs(tmp_path / "work", configfile, ["all"], ["--until", "profiles"])
+    assert "profiles" in plan or any(rule.startswith("profiles") for rule in plan)
+    assert not [rule for rule in plan if rule.split("_")[0] in {"cdft", "analysis"}], sorted(plan)
+
+
+def test_lint_prints_no_warnings(tmp_path):
+    result = snakemake(tmp_path, REPO / "config" / "config.yaml", ["--lint"], timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Congratulations, your workflow is in a good condition!" in output, output
+
+
+@pytest.fixture(scope="module")
+def reference_runs(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """The reduced reference stage run for real, twice, in two workdirs."""
+    root = tmp_path_factory.mktemp("reference_runs")
+    configfile = write_config(root, REDUCED_CONFIG)
+    first, second = root / "first", root / "second"
+    run_locally(first, configfile, ["reference"])
+    run_locally(second, configfile, ["reference"])
+    return first, second, configfile
+
+
+def test_second_reference_run_does_nothing(reference_runs):
+    first, _, configfile = reference_runs
+    assert planned_jobs(first, configfile, ["reference"]) == {}
+
+
+def test_same_config_gives_identical_outputs(reference_runs):
+    """Compared: every file under results/ (reference: deepmd/npy energies, forces, coordinates, type maps;
+    the generated clusters; summary.csv minus its wall-time column; failures.csv), byte for byte or value for
+    value (netCDF). Not compared: provenance.json (git commit), labels.extxyz (per-frame wall time)."""
+    first, second, _ = reference_runs
+    hashes = result_hashes(first)
+    assert any(name.endswith("energy.npy") for name in hashes), sorted(hashes)
+    assert hashes == result_hashes(second)
