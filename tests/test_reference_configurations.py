@@ -10,7 +10,7 @@ from liquidscale.molecules import CO2, WATER, group_molecules
 from liquidscale.reference import action_settings
 from liquidscale.reference.configurations import (
     cluster_radius,
-    configurations_for_iteration,
+    iteration0_configurations,
     initial_clusters,
     random_rotation,
     read_extxyz,
@@ -86,7 +86,7 @@ def test_extxyz_input_is_accepted_appended_and_numbered(tmp_path):
     dimer = np.concatenate([WATER.geometry(), WATER.geometry() + [0.0, 0.0, 2.9]])
     ase.io.write(extra, [ase.Atoms("OH2OH2", positions=dimer), ase.Atoms("OH2", positions=WATER.geometry(), info={"source": "md:42"})])
     reference = {"initial": dict(INITIAL, cluster_sizes=[1], frames_per_size=2), "extra_configurations": str(extra)}
-    frames = configurations_for_iteration(WATER, reference, seed=5, extra=extra)
+    frames = iteration0_configurations(WATER, reference, seed=5, extra=extra)
     assert [f.info["frame"] for f in frames] == [0, 1, 2, 3]
     assert [f.info["source"] for f in frames] == ["cluster", "cluster", "extra.extxyz:0", "md:42"]
     np.testing.assert_allclose(frames[2].positions, dimer)

@@ -67,9 +67,13 @@ class Molecule:
         return self.symbols.index(site)
 
     def formula(self, n_molecules: int) -> str:
-        """Composition label in ``type_map`` order as dpdata names its folders, e.g. ``O6H12``."""
-        counts = {el: self.symbols.count(el) * n_molecules for el in self.type_map}
-        return "".join(f"{el}{n}" for el, n in counts.items() if n)
+        """Composition label of ``n_molecules`` molecules, e.g. ``O6H12`` (see :func:`formula`)."""
+        return formula(list(self.symbols) * n_molecules, self.type_map)
+
+
+def formula(symbols: Sequence[str], type_map: Sequence[str]) -> str:
+    """Composition in ``type_map`` order, the way dpdata names MultiSystems folders (``O6H12``, ``C2O4``)."""
+    return "".join(f"{el}{n}" for el in type_map if (n := list(symbols).count(el)))
 
 
 # Gas-phase experimental equilibrium geometries: water r(OH) = 0.9572 Å, HOH = 104.52°

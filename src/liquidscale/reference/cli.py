@@ -53,11 +53,11 @@ def _seeds(settings: dict) -> dict[str, int]:
 
 def _configurations(args: argparse.Namespace) -> None:
     from ..molecules import get_molecule
-    from .configurations import configurations_for_iteration, frames_to_atoms, write_extxyz
+    from .configurations import iteration0_configurations, frames_to_atoms, write_extxyz
 
     settings = _settings(args.settings)
     reference = settings["reference"]
-    frames = configurations_for_iteration(get_molecule(settings["system"]), reference, settings["seed"], reference["extra_configurations"])
+    frames = iteration0_configurations(get_molecule(settings["system"]), reference, settings["seed"], reference["extra_configurations"])
     write_extxyz(args.out, frames_to_atoms(frames))
     print(f"{len(frames)} configurations -> {args.out}")
 

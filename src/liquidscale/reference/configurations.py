@@ -165,7 +165,7 @@ def write_extxyz(path: str | Path, atoms_list) -> None:
             ase.io.write(tmp, atoms_list, format="extxyz")
 
 
-def configurations_for_iteration(molecule: Molecule, reference: Mapping[str, Any], seed: int, extra: str | Path | None) -> list[Frame]:
+def iteration0_configurations(molecule: Molecule, reference: Mapping[str, Any], seed: int, extra: str | Path | None) -> list[Frame]:
     """Iteration 0's frames: the random clusters, then any extra configurations, numbered in order."""
     frames = initial_clusters(molecule, reference["initial"], seed)
     if extra is not None:

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..io import atomic_path, provenance, write_json
-from ..molecules import Molecule
+from ..molecules import Molecule, formula
 from .configurations import Frame, frames_to_atoms, write_extxyz
 
 LABELS = "labels.extxyz"
@@ -43,11 +43,6 @@ def labelled_atoms(frame: Frame, energy: float, forces: np.ndarray, **info: Any)
     atoms.info.update(info)
     atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=np.asarray(forces))
     return atoms
-
-
-def formula(symbols: Sequence[str], type_map: Sequence[str]) -> str:
-    """Composition in ``type_map`` order, the way dpdata names the MultiSystems folders."""
-    return "".join(f"{el}{n}" for el in type_map if (n := list(symbols).count(el)))
 
 
 def failure_row(frame: Frame, reason: str, type_map: Sequence[str]) -> dict[str, Any]:

@@ -157,7 +157,8 @@ def label(symbols: Sequence[str], positions: np.ndarray, method: Mapping[str, An
 
 def label_shard(frames: Sequence, method: Mapping[str, Any], type_map: Sequence[str], shard: int, use_gpu: bool = False, log=print):
     """Label ``frames``; return (labelled ase Atoms, failure rows). A frame that raises is recorded, never lost."""
-    from .output import failure_row, formula, labelled_atoms
+    from ..molecules import formula
+    from .output import failure_row, labelled_atoms
 
     atoms_list, failures = [], []
     for frame in frames:
@@ -166,7 +167,7 @@ def label_shard(frames: Sequence, method: Mapping[str, Any], type_map: Sequence[
             result = label(frame.symbols, frame.positions, method, use_gpu=use_gpu)
         except LabelFailure as exc:
             reason = str(exc)
-        except (ArithmeticError, LookupError, RuntimeError, ValueError, np.linalg.LinAlgError) as exc:
+        except (ArithmeticError, LookupError, RuntimeError, ValueError) as exc:  # incl. numpy's LinAlgError
             reason = f"{type(exc).__name__}: {exc}"  # PySCF's errors for a pathological geometry
         else:
             atoms_list.append(labelled_atoms(frame, result.energy, result.forces, scf_attempt=result.attempt, seconds=round(result.seconds, 3), shard=shard))
