@@ -120,3 +120,21 @@ def test_bad_shard_index_is_a_user_error(campaign, capsys):
     args = ["reference", "label", "--settings", settings, "--configurations", str(campaign / "configurations.extxyz"), "--shard", "2", "--out", "x"]
     assert main(args) == 2
     assert "'reference.shards' is 2" in capsys.readouterr().err
+
+
+def test_an_empty_selection_gives_an_empty_iteration(tmp_path):
+    """The mlip stage may select nothing: the iteration then has empty, well-formed outputs."""
+    config = validate_config(CONFIG)
+    it = tmp_path / "iter001"
+    confs = it / "configurations.extxyz"
+    it.mkdir()
+    confs.write_text("")
+    shard = str(it / "shards" / "shard00")
+    label = json.dumps(action_settings(config, "water", "label"))
+    assert main(["reference", "label", "--settings", label, "--configurations", str(confs), "--shard", "0", "--out", shard]) == 0
+    collect = json.dumps(action_settings(config, "water", "collect"))
+    assert main(["reference", "collect", "--settings", collect, "--configurations", str(confs), "--out", str(it), shard]) == 0
+    assert list((it / "data").iterdir()) == []
+    assert read_labels(it / "labels.extxyz") == []
+    assert pd.read_csv(it / "summary.csv").empty and "energy_eV" in pd.read_csv(it / "summary.csv").columns
+    assert json.loads((it / "provenance.json").read_text())["n_frames"] == 0

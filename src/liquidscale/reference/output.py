@@ -32,6 +32,19 @@ SUMMARY = "summary.csv"
 PROVENANCE = "provenance.json"
 DATA = "data"
 FAILURE_COLUMNS = ["frame", "source", "formula", "n_atoms", "reason"]
+SUMMARY_COLUMNS = [
+    "frame",
+    "source",
+    "formula",
+    "index_in_data",
+    "n_atoms",
+    "energy_eV",
+    "energy_per_atom_eV",
+    "max_force_eV_per_A",
+    "scf_attempt",
+    "seconds",
+    "shard",
+]
 PACKAGES = ("pyscf", "pyscf-dispersion", "gpu4pyscf", "dpdata", "ase", "numpy")
 
 
@@ -186,15 +199,15 @@ def collect(
     out_dir = Path(out_dir)
     atoms_list, failures = read_shards(shard_dirs)
     check_complete(n_frames, atoms_list, failures)
-    if not atoms_list:
-        reason = failures[0]["reason"] if failures else "no configurations"
-        raise UserError(f"{configurations}: none of {n_frames} frames could be labelled (first reason: {reason}); check 'reference.method'")
+    if failures and not atoms_list:
+        raise UserError(f"{configurations}: none of {n_frames} frames could be labelled (first reason: {failures[0]['reason']}); check 'reference.method'")
     type_map = list(molecule.type_map)
     with atomic_path(out_dir / DATA) as tmp:
-        to_multisystems(atoms_list, type_map).to_deepmd_npy(str(tmp))
+        tmp.mkdir()  # stays empty when the mlip stage selected nothing for this iteration
+        if atoms_list:
+            to_multisystems(atoms_list, type_map).to_deepmd_npy(str(tmp))
     write_extxyz(out_dir / LABELS, atoms_list)
-    rows = summary_rows(atoms_list, type_map)
-    write_csv(out_dir / SUMMARY, rows, list(rows[0]))
+    write_csv(out_dir / SUMMARY, summary_rows(atoms_list, type_map), SUMMARY_COLUMNS)
     write_csv(out_dir / FAILURES, failures, FAILURE_COLUMNS)
     counts = {"n_frames": n_frames, "n_labelled": len(atoms_list), "n_failed": len(failures)}
     record = provenance(
