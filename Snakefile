@@ -11,9 +11,13 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/reference.smk"
+include: "workflow/rules/mlip.smk"
+include: "workflow/rules/sampling.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.reference.input,
+        rules.mlip.input,
+        rules.profiles.input,
