@@ -13,6 +13,8 @@ rule mlip_data:
         settings=mlip_settings_of("data"),
     log:
         "logs/{system}/mlip/iter{iteration}/data.log",
+    conda:
+        "../../envs/deepmd.yaml"
     resources:
         mem_mb=2000,
         runtime=20,
@@ -34,6 +36,8 @@ rule mlip_train:
         previous=mlip_previous_member_arg,
     log:
         "logs/{system}/mlip/iter{iteration}/train{member}.log",
+    conda:
+        "../../envs/deepmd.yaml"
     benchmark:
         "benchmarks/{system}/mlip/iter{iteration}/train{member}.tsv"
     threads: config["mlip"]["training"]["threads"]
@@ -58,6 +62,8 @@ rule mlip_test:
         settings=mlip_settings_of("test"),
     log:
         "logs/{system}/mlip/iter{iteration}/test.log",
+    conda:
+        "../../envs/deepmd.yaml"
     resources:
         mem_mb=2000,
         runtime=30,
@@ -76,6 +82,8 @@ rule mlip_explore:
         settings=mlip_settings_of("explore"),
     log:
         "logs/{system}/mlip/iter{iteration}/explore.log",
+    conda:
+        "../../envs/deepmd.yaml"
     benchmark:
         "benchmarks/{system}/mlip/iter{iteration}/explore.tsv"
     threads: config["mlip"]["explore"]["threads"]
@@ -99,6 +107,8 @@ rule mlip_select:
         settings=mlip_settings_of("select"),
     log:
         "logs/{system}/mlip/iter{iteration}/select.log",
+    conda:
+        "../../envs/deepmd.yaml"
     resources:
         mem_mb=2000,
         runtime=20,
@@ -117,6 +127,8 @@ rule mlip_feed_reference:
         iteration=r"(?!000)\d{3}",
     log:
         "logs/{system}/mlip/iter{iteration}/feed_reference.log",
+    conda:
+        "../../envs/deepmd.yaml"
     localrule: True
     shell:
         "cp {input} {output} 2> {log}"
@@ -135,6 +147,8 @@ rule mlip_final:
         iterations=mlip_iterations_arg,
     log:
         "logs/{system}/mlip/final.log",
+    conda:
+        "../../envs/deepmd.yaml"
     resources:
         mem_mb=1000,
         runtime=10,
