@@ -109,14 +109,14 @@ def test_water_batch_samples_oxygen_profiles(water_model, tmp_path):
             "sampling": {
                 "runs": 2,
                 "replicas_per_job": 2,
-                "minimisation_steps": 20,
+                "minimisation_steps": 0,
                 "equilibration_steps": 20,
                 "production_steps": 40,
                 "sample_every": 2,
                 "check_every": 10,
                 "slab_fraction": 0.0,
                 "device": "cpu",
-                "water": {"box": [8.5, 8.5, 12.0], "density_range": [0.008, 0.01], "slab_density": 0.033, "timestep": 0.0005, "friction": 5.0, "bin_width": 0.05, "min_separation": 2.8, "min_distance": 0.7, "max_displacement": 0.05, "md_wall_softness": 0.1, "potential_lengths": {"wall_softness": 0.3, "min_wall_thickness": 2.0}},
+                "water": {"box": [8.5, 8.5, 12.0], "density_range": [0.008, 0.01], "slab_density": 0.033, "timestep": 0.00025, "friction": 5.0, "bin_width": 0.05, "min_separation": 2.8, "min_distance": 0.7, "max_displacement": 0.05, "md_wall_softness": 0.1, "potential_lengths": {"wall_softness": 0.3, "min_wall_thickness": 2.0}},
             },
         }
     )

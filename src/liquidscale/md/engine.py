@@ -37,7 +37,8 @@ class FailureChecks:
     """Per-replica blow-up detection, run every ``every`` steps.
 
     ``min_distance``: atoms of different molecules closer than this (length unit) mean a collapse;
-    ``max_temperature_ratio``: kinetic / target temperature above this means a runaway; ``molecule``:
+    ``max_temperature_ratio``: kinetic / target temperature above this (plus five standard deviations
+    of its equilibrium fluctuation, so small systems are not failed for noise) means a runaway; ``molecule``:
     a ``liquidscale.molecules.Molecule`` whose bonds must stay intact (None for atomic fluids).
     """
 
@@ -192,6 +193,8 @@ class LangevinEngine:
         """Find blown-up replicas, record why, and drop them from the batch; returns the new ones."""
         found: dict[int, str] = {}
         temperature_ratio = (self.kinetic_temperature() / self.temperature).tolist()
+        # a runaway is far beyond the equilibrium spread of T_kin (relative std sqrt(2 / 3N))
+        ratio_limit = self.checks.max_temperature_ratio + 5.0 * math.sqrt(2.0 / (3 * self.x.shape[1]))
         finite = (self.x.isfinite().all(-1).all(-1) & self.v.isfinite().all(-1).all(-1) & self.energy.isfinite()).tolist()
         closest = self._closest_foreign_distance().tolist()
         for row, rid in enumerate(self.ids.tolist()):
@@ -199,7 +202,7 @@ class LangevinEngine:
                 found[rid] = f"non-finite positions, velocities or energy after {self.steps_done} steps"
             elif closest[row] < self.checks.min_distance:
                 found[rid] = f"atoms {closest[row]:.3f} apart (< {self.checks.min_distance}) after {self.steps_done} steps"
-            elif temperature_ratio[row] > self.checks.max_temperature_ratio:
+            elif temperature_ratio[row] > ratio_limit:
                 found[rid] = f"kinetic temperature {temperature_ratio[row]:.2f} x target after {self.steps_done} steps"
             elif self.checks.molecule is not None:
                 reason = self._dissociation(row)
