@@ -45,7 +45,7 @@ def free_interface(functional, coexistence: Coexistence, box_length: float, sett
     T = coexistence.T
     solution = solve(functional, np.zeros(n), T, mean_density=mean, rho_init=start, symmetric=True, settings=settings)
     rho = solution.rho
-    beta_omega = grand_potential(functional, rho, np.zeros(n), T, solution.beta_mu)  # V = 0, k_B = 1: mu stands for beta mu
+    beta_omega = grand_potential(functional, rho, np.zeros(n), T, solution.mu)  # solved with k_B = 1, so mu = T beta mu
     beta_gamma = 0.5 * (beta_omega + coexistence.beta_p * n * functional.dz)
     return FreeInterface(z, rho, float(rho[0]), float(rho[n // 2]), solution.beta_mu, float(beta_gamma))
 
@@ -145,6 +145,26 @@ def capillary_coexistence(adsorption: Branch, desorption: Branch, width: float) 
     )
 
 
-def kelvin_shift_times_width(beta_gamma: float, coexistence: Coexistence) -> float:
-    """(beta mu_sat - beta mu_cc) * H in the Kelvin limit for complete wetting: 2 beta gamma / (rho_l - rho_v)."""
-    return 2.0 * beta_gamma / (coexistence.rho_liquid - coexistence.rho_vapour)
+def kelvin_shift_times_width(beta_wall_tension_difference: float, coexistence: Coexistence) -> float:
+    """(beta mu_sat - beta mu_cc) H in the Kelvin limit: 2 beta (gamma_wv - gamma_wl) / (rho_l - rho_v).
+
+    With Young's law gamma_wv - gamma_wl = gamma cos(theta); complete wetting gives 2 beta gamma / (rho_l - rho_v).
+    """
+    return 2.0 * beta_wall_tension_difference / (coexistence.rho_liquid - coexistence.rho_vapour)
+
+
+def wall_tension_difference(functional, beta_V: np.ndarray, width: float, T: float, coexistence: Coexistence, k_B: float = 1.0,
+                            settings: SolverSettings = SolverSettings()) -> float:
+    """beta (gamma_wv - gamma_wl) from a wide pore at mu_sat: Omega = -p V + 2 gamma_w for either filling, and
+    p_v = p_l at saturation, so the grand-potential difference of the gas- and liquid-filled pore is 2 (gamma_wv - gamma_wl)."""
+    filled = np.where(np.isfinite(beta_V), coexistence.rho_liquid, 0.0)
+    kT = k_B * T
+    omegas = []
+    middle = 0.5 * (coexistence.rho_vapour + coexistence.rho_liquid)
+    for start, want_gas in ((None, True), (filled, False)):
+        solution = solve(functional, beta_V * kT, T, mu=coexistence.beta_mu * kT, k_B=k_B, rho_init=start, symmetric=True, settings=settings)
+        is_gas = solution.rho.sum() * functional.dz / width < middle
+        if is_gas != want_gas:
+            raise NotFound(f"the {'gas' if want_gas else 'liquid'}-filled pore of width {width:g} is not metastable at saturation")
+        omegas.append(grand_potential(functional, solution.rho, beta_V * kT, T, coexistence.beta_mu * kT, k_B))
+    return 0.5 * (omegas[0] - omegas[1])

@@ -27,6 +27,11 @@ Analytic = Callable[[np.ndarray], np.ndarray]  # complex k -> complex value
 class Poles:
     imaginary: np.ndarray  # decay rates a0 of poles k = i a0, ascending
     complex: np.ndarray  # (a1, a0) rows with a1 > 0, ascending in a0
+    unstable_at: float = np.nan  # a real k where 1 - rho c_hat(k) <= 0: the uniform fluid is unstable there
+
+    @property
+    def stable(self) -> bool:
+        return not np.isfinite(self.unstable_at)
 
     @property
     def leading_imaginary(self) -> float:
@@ -38,12 +43,13 @@ class Poles:
 
     @property
     def correlation_length(self) -> float:
-        """xi = 1 / a0 of the leading pole (0 if no pole was found in the searched box)."""
+        """xi = 1 / a0 of the leading pole; NaN for an unstable fluid or when no pole is in the searched box."""
         a0 = min(self.leading_imaginary, self.leading_complex[1])
-        return 1.0 / a0 if np.isfinite(a0) else 0.0
+        return 1.0 / a0 if self.stable and np.isfinite(a0) and a0 > 0 else np.nan
 
     @property
     def oscillatory(self) -> bool:
+        """The leading pole is a complex pair (damped oscillations), not purely imaginary."""
         return self.leading_complex[1] < self.leading_imaginary
 
 
@@ -89,16 +95,29 @@ def _edge_phase(D: Analytic, start: complex, end: complex, samples: int = 64, ro
 
 
 def _winding(D: Analytic, corners: tuple[float, float, float, float]) -> int:
-    """Zeros of D inside the rectangle [a1_lo, a1_hi] x [a0_lo, a0_hi] (argument principle)."""
-    a1_lo, a1_hi, a0_lo, a0_hi = corners
-    path = [complex(a1_lo, a0_lo), complex(a1_hi, a0_lo), complex(a1_hi, a0_hi), complex(a1_lo, a0_hi), complex(a1_lo, a0_lo)]
-    total = sum(_edge_phase(D, start, end) for start, end in zip(path[:-1], path[1:]))
-    return int(round(total / (2 * np.pi)))
+    """Zeros of D inside the rectangle [a1_lo, a1_hi] x [a0_lo, a0_hi] (argument principle).
+
+    A zero exactly on the contour makes the phase undefined; the rectangle is then shrunk by a
+    tiny irrational fraction, which moves the contour off it.
+    """
+    for attempt in range(4):
+        a1_lo, a1_hi, a0_lo, a0_hi = corners
+        path = [complex(a1_lo, a0_lo), complex(a1_hi, a0_lo), complex(a1_hi, a0_hi), complex(a1_lo, a0_hi), complex(a1_lo, a0_lo)]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            total = sum(_edge_phase(D, start, end) for start, end in zip(path[:-1], path[1:]))
+        if np.isfinite(total):
+            return int(round(total / (2 * np.pi)))
+        shrink = 1e-7 * np.sqrt(2.0) * (attempt + 1)
+        corners = (a1_lo + shrink * (a1_hi - a1_lo), a1_hi - shrink * (a1_hi - a1_lo), a0_lo + shrink * (a0_hi - a0_lo), a0_hi - shrink * (a0_hi - a0_lo))
+    raise ArithmeticError(f"D(k) is not finite on the contour of {corners}")
 
 
 def _newton(D: Analytic, dD: Analytic, k: complex, iterations: int = 60) -> complex | None:
     for _ in range(iterations):
-        step = complex(D(np.array([k]))[0] / dD(np.array([k]))[0])
+        with np.errstate(all="ignore"):
+            step = complex(D(np.array([k]))[0] / dD(np.array([k]))[0])
+        if not np.isfinite(step):
+            return None
         k -= step
         if abs(step) < 1e-13 * max(1.0, abs(k)):
             return k
@@ -139,5 +158,11 @@ def complex_poles(D: Analytic, dD: Analytic, a1_max: float, a0_max: float, max_d
     return np.column_stack([roots.real, roots.imag]) if roots.size else np.zeros((0, 2))
 
 
-def find_poles(D: Analytic, dD: Analytic, a1_max: float, a0_max: float) -> Poles:
+def find_poles(D: Analytic, dD: Analytic, a1_max: float, a0_max: float, samples: int = 4000) -> Poles:
+    """All poles in the box, unless S(k) diverges on the real axis (a mechanically or structurally
+    unstable uniform fluid, e.g. inside the spinodal): then only that wavenumber is reported."""
+    k = np.linspace(0.0, a1_max, samples + 1)
+    on_axis = D(k).real
+    if np.any(on_axis <= 0.0):
+        return Poles(np.zeros(0), np.zeros((0, 2)), float(k[np.argmax(on_axis <= 0.0)]))
     return Poles(imaginary_poles(D, a0_max), complex_poles(D, dD, a1_max, a0_max))

@@ -130,7 +130,7 @@ def xi_isotherm_line(functional, isotherms: Sequence[Isotherm], Tc: float, rho_g
         if iso.T <= Tc:
             continue
         xi = np.array([p.correlation_length for p in bulk_poles(functional, rho_grid, iso.T, a1_max, a0_max)])
-        best = _refine_maximum(rho_grid, np.where(xi > 0, xi, np.nan))
+        best = _refine_maximum(rho_grid, xi)
         if best is not None:
             points.append(LinePoint("xi isotherm", iso.T, best[0], float(iso.beta_p(best[0])), best[1]))
     return points
@@ -139,12 +139,13 @@ def xi_isotherm_line(functional, isotherms: Sequence[Isotherm], Tc: float, rho_g
 def fisher_widom_point(functional, iso: Isotherm, rho_grid: np.ndarray, a1_max: float, a0_max: float, bisections: int = 12) -> LinePoint:
     """The density on an isotherm where the leading pole changes from purely imaginary to a complex pair.
 
-    Only mechanically stable densities (d beta p / d rho > 0) are searched; the crossover is bracketed
-    on the grid and bisected.
+    Only stable densities (d beta p / d rho > 0 and S(k) finite for real k) are searched; the crossover
+    is bracketed on the grid and bisected.
     """
     stable = rho_grid[iso.dbeta_p(rho_grid) > 0]
-    kinds = [p.oscillatory for p in bulk_poles(functional, stable, iso.T, a1_max, a0_max)]
-    flips = [i for i in range(len(stable) - 1) if not kinds[i] and kinds[i + 1] and iso.dbeta_p(0.5 * (stable[i] + stable[i + 1])) > 0]
+    poles = bulk_poles(functional, stable, iso.T, a1_max, a0_max)
+    kinds = [p.oscillatory if p.stable else None for p in poles]
+    flips = [i for i in range(len(stable) - 1) if kinds[i] is False and kinds[i + 1] is True and iso.dbeta_p(0.5 * (stable[i] + stable[i + 1])) > 0]
     if not flips:
         raise NotFound(f"no monotonic-to-oscillatory crossover of the leading pole at T = {iso.T:g} for stable rho in the grid")
     low, high = stable[flips[-1]], stable[flips[-1] + 1]

@@ -1,0 +1,49 @@
+"""``liquidscale analysis run``: thermodynamics, confinement and supercritical lines of one trained functional.
+
+torch and the science modules are imported inside the action, so ``liquidscale --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import UserError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("analysis", help="phase behaviour from a trained functional")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    run = actions.add_parser("run", help="EOS, binodal, critical point, Widom/Fisher-Widom lines, interface, pores, figures")
+    run.add_argument("--settings", required=True, help="JSON from stage_settings(config, system, 'analysis')")
+    run.add_argument("--model", required=True, help="folder of the trained functional (model.json + model.safetensors)")
+    run.add_argument("--profiles", help="profile dataset (profiles.nc) whose test runs are drawn simulated vs functional")
+    run.add_argument("--out", required=True, help="output folder, e.g. results/water/analysis")
+    run.add_argument("--threads", type=int, default=1, help="torch threads")
+    run.set_defaults(func=_run)
+
+
+def _run(args) -> None:
+    import torch
+
+    from ..cdft.model import load_model
+    from ..dataset import open_profile_dataset
+    from ..io import provenance
+    from .run import AnalysisSettings, run_analysis
+
+    torch.set_num_threads(args.threads)
+    try:
+        settings = json.loads(args.settings)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"--settings is not valid JSON ({exc})") from None
+    functional, metadata = load_model(args.model)
+    if metadata["system"] != settings["system"]:
+        raise UserError(f"{args.model}: the functional is for system '{metadata['system']}', not '{settings['system']}'")
+    inputs = {"model": Path(args.model) / "model.safetensors"}
+    profiles = None
+    if args.profiles:
+        profiles = open_profile_dataset(args.profiles)
+        inputs["profiles"] = args.profiles
+    record = provenance(settings, seeds={"seed": settings["seed"]}, inputs=inputs, model_training_data_hash=metadata.get("training_data_hash"))
+    summary = run_analysis(functional, metadata, AnalysisSettings.from_config(settings["analysis"]), Path(args.out), record, profiles)
+    print(json.dumps({k: summary[k] for k in ("bulk", "timings_s")}, indent=1, default=str))

@@ -1,0 +1,280 @@
+"""The parts of one system's analysis, each writing its tables and returning its summary entry.
+
+A part that cannot run says why (``reason``) and writes its table with that reason, so the figures,
+the report and a reader always see what is missing rather than a silently absent file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..io import atomic_path
+from . import units as lab
+from .bulk import Coexistence, Isotherm, NotFound, PhaseDiagram, coexistence
+from .supercritical import fisher_widom_point, isobar_lines, s0_isotherm_line, xi_isotherm_line
+
+
+def _csv(path: Path, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    import pandas as pd
+
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows, columns=columns).to_csv(tmp, index=False)
+
+
+def _with_lab_units(row: dict[str, Any], system: str, densities: list[str], pressures: list[str]) -> dict[str, Any]:
+    if lab.has_lab_units(system):
+        for key in densities:
+            row[f"{key}_kg_m3"] = float(lab.kg_per_m3(row[key], system))
+        for key in pressures:
+            row[f"{key}_MPa"] = float(lab.megapascal(row[key]))
+    return row
+
+
+def write_binodal(out_dir: Path, system: str, diagram: PhaseDiagram, k_B: float) -> None:
+    rows = []
+    for c in diagram.binodal:
+        kT = k_B * c.T
+        row = {**asdict(c), "mu": c.beta_mu * kT, "p": c.beta_p * kT}
+        rows.append(_with_lab_units(row, system, ["rho_vapour", "rho_liquid", "spinodal_vapour", "spinodal_liquid"], ["p"]))
+    columns = list(rows[0]) if rows else ["T", "rho_vapour", "rho_liquid", "spinodal_vapour", "spinodal_liquid", "beta_mu", "beta_p", "mu", "p"]
+    _csv(out_dir / "binodal.csv", rows, columns)
+    crit = diagram.critical
+    if crit is None:
+        row = {"status": "not found", "reason": diagram.reason, "T": np.nan, "rho": np.nan, "beta_p": np.nan, "p": np.nan}
+    else:
+        row = {"status": "found", "reason": diagram.reason, "T": crit.T, "rho": crit.rho, "beta_p": crit.beta_p, "p": crit.beta_p * k_B * crit.T}
+    row = _with_lab_units(row, system, ["rho"], ["p"])
+    _csv(out_dir / "critical_point.csv", [row], list(row))
+
+
+def _temperatures(Tc: float, reduced: list[float], count: int, T_high: float) -> np.ndarray:
+    T = Tc * np.linspace(reduced[0], reduced[1], count)
+    return T[T <= T_high * (1 + 1e-12)]
+
+
+def pole_box(functional, poles: Mapping[str, Any]) -> tuple[float, float]:
+    """Search box of the pole solver in 1/length: multiples of 1/interaction_range, capped at the grid's Nyquist."""
+    a1_max = min(poles.get("max_wavenumber", 40.0) / functional.interaction_range, np.pi / functional.dz)
+    return a1_max, poles.get("max_decay_rate", 6.0) / functional.interaction_range
+
+
+WIDOM_COLUMNS = ["definition", "T", "rho", "beta_p", "p", "value"]
+
+
+def supercritical(functional, excess, diagram: PhaseDiagram, settings, rho_max: float, k_B: float, out_dir: Path, system: str) -> dict[str, Any]:
+    """Widom lines (each labelled) and the Fisher-Widom line; both need the critical point."""
+    widom_rows: list[dict[str, Any]] = []
+    fw_rows: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {}
+    crit = diagram.critical
+    T_low = diagram.isotherms[0].T
+    T_high = diagram.isotherms[-1].T
+    if crit is None:
+        summary["reason"] = f"no critical point: {diagram.reason}"
+    else:
+        w, fw, poles = settings.widom, settings.fisher_widom, settings.poles
+        a1_max, a0_max = pole_box(functional, poles)
+        T_iso = _temperatures(crit.T, w.get("reduced_temperatures", [1.02, 1.4]), w.get("isotherms", 6), T_high)
+        isotherms = [Isotherm.from_functional(excess, float(T), rho_max, settings.chebyshev_degree) for T in T_iso]
+        points = s0_isotherm_line(isotherms, crit.T)
+        rho_grid = rho_max * np.linspace(0.02, 0.95, poles.get("densities", 16))
+        points += xi_isotherm_line(functional, isotherms, crit.T, rho_grid, a1_max, a0_max)
+        T_bar = crit.T * np.linspace(1.0 + 1e-3, w.get("reduced_temperatures", [1.02, 1.4])[1] * 1.1, w.get("isobar_temperatures", 32))
+        T_bar = T_bar[T_bar <= T_high * (1 + 1e-12)]
+        p_kT = [crit.beta_p * crit.T * r for r in w.get("reduced_pressures", [1.1, 1.5, 2.0])]
+        if T_bar.size >= 3:
+            points += isobar_lines(excess, p_kT, T_bar, rho_max, k_B, with_cp=T_high > T_low)
+        for pt in points:
+            widom_rows.append({**asdict(pt), "p": pt.beta_p * k_B * pt.T})
+        summary["widom_points"] = {d: sum(p.definition == d for p in points) for d in sorted({p.definition for p in points})}
+        if not points:
+            summary["reason"] = "no response maximum inside the analysed temperature and density ranges"
+        T_fw = crit.T * np.linspace(*fw.get("reduced_temperatures", [0.8, 1.4]), fw.get("temperatures", 6))
+        for T in T_fw[(T_fw >= T_low) & (T_fw <= T_high)]:
+            iso = Isotherm.from_functional(excess, float(T), rho_max, settings.chebyshev_degree)
+            try:
+                pt = fisher_widom_point(functional, iso, rho_grid, a1_max, a0_max)
+                fw_rows.append({"status": "found", "reason": "", "T": pt.T, "rho": pt.rho, "beta_p": pt.beta_p, "p": pt.beta_p * k_B * pt.T})
+            except NotFound as exc:
+                fw_rows.append({"status": "not found", "reason": str(exc), "T": float(T), "rho": np.nan, "beta_p": np.nan, "p": np.nan})
+        summary["fisher_widom_found"] = sum(r["status"] == "found" for r in fw_rows)
+    widom_rows = [_with_lab_units(r, system, ["rho"], ["p"]) for r in widom_rows]
+    fw_rows = [_with_lab_units(r, system, ["rho"], ["p"]) for r in fw_rows]
+    _csv(out_dir / "widom.csv", widom_rows, list(widom_rows[0]) if widom_rows else WIDOM_COLUMNS)
+    _csv(out_dir / "fisher_widom.csv", fw_rows, list(fw_rows[0]) if fw_rows else ["status", "reason", "T", "rho", "beta_p", "p"])
+    return summary
+
+
+def _state_temperature(diagram: PhaseDiagram, reduced: float) -> float | None:
+    """reduced * Tc, or the middle of the binodal when Tc is unknown; None without a binodal."""
+    if not diagram.binodal:
+        return None
+    if diagram.critical is not None:
+        return reduced * diagram.critical.T
+    return diagram.binodal[len(diagram.binodal) // 2].T
+
+
+def _coexistence_at(excess, T: float, rho_max: float, degree: int) -> Coexistence:
+    return coexistence(Isotherm.from_functional(excess, T, rho_max, degree))
+
+
+def interface(functional, excess, diagram: PhaseDiagram, settings, rho_max: float, out_dir: Path, system: str, k_B: float,
+              units: Mapping[str, Any]) -> dict[str, Any]:
+    """Free planar interface at ``interface.reduced_temperature`` Tc: plateaus vs bulk, surface tension."""
+    import xarray as xr
+
+    from ..cdft.solver import ConvergenceError, SolverSettings
+    from .interfaces import free_interface
+
+    T = _state_temperature(diagram, settings.interface.get("reduced_temperature", 0.85))
+    columns = ["status", "reason", "T", "rho_vapour_bulk", "rho_liquid_bulk", "rho_vapour_slab", "rho_liquid_slab", "beta_gamma", "gamma"]
+    if T is None:
+        row = {"status": "not found", "reason": f"no binodal: {diagram.reason}"}
+        _csv(out_dir / "interface.csv", [row], columns)
+        return {"reason": row["reason"]}
+    try:
+        co = _coexistence_at(excess, T, rho_max, settings.chebyshev_degree)
+        box = settings.interface.get("box_ranges", 24) * functional.interaction_range
+        box = round(box / functional.dz) * functional.dz
+        slab = free_interface(functional, co, box, SolverSettings(tol=1e-8 * rho_max, max_iter=20000))
+    except (NotFound, ConvergenceError) as exc:
+        row = {"status": "not found", "reason": str(exc), "T": T}
+        _csv(out_dir / "interface.csv", [row], columns)
+        return {"reason": row["reason"]}
+    row = {"status": "found", "reason": "", "T": T, "rho_vapour_bulk": co.rho_vapour, "rho_liquid_bulk": co.rho_liquid,
+           "rho_vapour_slab": slab.rho_vapour, "rho_liquid_slab": slab.rho_liquid, "beta_gamma": slab.beta_gamma,
+           "gamma": slab.beta_gamma * k_B * T}
+    if lab.has_lab_units(system):
+        row["gamma_mN_m"] = float(lab.megapascal(row["gamma"]) * 1e6 * 1e-10 * 1e3)  # eV/Å^2 -> N/m -> mN/m
+    _csv(out_dir / "interface.csv", [row], list(row))
+    density_unit = f"{units['length_unit']}^-{units['dimension']}"
+    ds = xr.Dataset({"rho": (("z",), slab.rho, {"units": density_unit, "long_name": "free liquid-vapour interface density profile"})},
+                    coords={"z": ("z", slab.z, {"units": units["length_unit"], "long_name": "position along the surface normal"})},
+                    attrs={"T": T, "rho_vapour_bulk": co.rho_vapour, "rho_liquid_bulk": co.rho_liquid})
+    with atomic_path(out_dir / "interface.nc") as tmp:
+        ds.to_netcdf(tmp)
+    return {"T": T, "beta_gamma": slab.beta_gamma, "rho_vapour_relative_difference": slab.rho_vapour / co.rho_vapour - 1,
+            "rho_liquid_relative_difference": slab.rho_liquid / co.rho_liquid - 1}
+
+
+def pores(functional, excess, diagram: PhaseDiagram, settings, rho_max: float, k_B: float, out_dir: Path, system: str,
+          interface_summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Slit-pore branches and capillary coexistence per width, compared with the Kelvin equation.
+
+    The Kelvin value uses the wall-tension difference from the widest pore at saturation (Young:
+    gamma cos(theta)), so it also holds for partial wetting; cos(theta) follows with the free
+    interface's gamma. Each width's chemical-potential window is centred on its Kelvin estimate.
+    """
+    from ..cdft.solver import ConvergenceError, SolverSettings
+    from .interfaces import Branch, Wall, capillary_coexistence, kelvin_shift_times_width, pore_branch, slit_potential, wall_tension_difference
+
+    p = settings.pores
+    columns = ["status", "reason", "T", "H", "beta_mu_sat", "beta_mu_cc", "shift_times_H", "kelvin_shift_times_H", "mean_density_gas", "mean_density_liquid"]
+    T = _state_temperature(diagram, p.get("reduced_temperature", 0.85))
+    wall_sigma = float(p.get("wall_sigma", {}).get(system, 1.0))
+    wall = Wall(float(p.get("wall_strength", 1.0)), wall_sigma)
+    solver = SolverSettings(tol=1e-8 * rho_max, max_iter=20000)
+    widths = sorted(round(w * wall_sigma / functional.dz) * functional.dz for w in p.get("widths", [6.0, 8.0, 12.0]))
+    reason = None if T is not None else f"no binodal: {diagram.reason}"
+    if reason is None:
+        co = _coexistence_at(excess, T, rho_max, settings.chebyshev_degree)
+        try:
+            beta_dgamma = wall_tension_difference(functional, slit_potential(functional, wall, widths[-1])[1], widths[-1], T, co, k_B, solver)
+        except (NotFound, ConvergenceError) as exc:
+            reason = f"no Kelvin reference: {exc}"
+    if reason is not None:
+        _csv(out_dir / "pores.csv", [{"status": "not found", "reason": reason, "T": T}], columns)
+        _csv(out_dir / "pore_isotherms.csv", [], ["H", "branch", "beta_mu", "mean_density", "beta_omega"])
+        return {"reason": reason}
+    kelvin = kelvin_shift_times_width(beta_dgamma, co)
+    beta_gamma = interface_summary.get("beta_gamma")
+    rows, isotherm_rows = [], []
+    for H in widths:
+        centre, half = co.beta_mu - kelvin / H, p.get("mu_window", 0.8) * abs(kelvin) / H + 1e-3
+        mus = centre + half * np.linspace(-1.0, 1.0, p.get("chemical_potentials", 9))
+        z, beta_V = slit_potential(functional, wall, H)
+        ads = pore_branch(functional, beta_V, H, T, mus, None, k_B, solver)
+        filled = np.where(np.isfinite(beta_V), co.rho_liquid, 0.0)
+        des_rev = pore_branch(functional, beta_V, H, T, mus[::-1], filled, k_B, solver)
+        des = Branch(des_rev.beta_mu[::-1], des_rev.mean_density[::-1], des_rev.beta_omega[::-1], des_rev.profiles[::-1], des_rev.failures)
+        for name, branch in (("adsorption", ads), ("desorption", des)):
+            for m, n, o in zip(branch.beta_mu, branch.mean_density, branch.beta_omega):
+                isotherm_rows.append({"H": H, "branch": name, "beta_mu": m, "mean_density": n, "beta_omega": o})
+        base = {"T": T, "H": H, "beta_mu_sat": co.beta_mu, "kelvin_shift_times_H": kelvin}
+        try:
+            cc = capillary_coexistence(ads, des, H)
+            rows.append({"status": "found", "reason": "", **base, "beta_mu_cc": cc.beta_mu, "shift_times_H": (co.beta_mu - cc.beta_mu) * H,
+                         "mean_density_gas": cc.mean_density_gas, "mean_density_liquid": cc.mean_density_liquid})
+        except NotFound as exc:
+            failures = "; ".join((ads.failures + des.failures)[:2])
+            rows.append({"status": "not found", "reason": str(exc) + (f" (solver: {failures})" if failures else ""), **base})
+    _csv(out_dir / "pores.csv", rows, columns)
+    _csv(out_dir / "pore_isotherms.csv", isotherm_rows, ["H", "branch", "beta_mu", "mean_density", "beta_omega"])
+    return {"T": T, "wall": asdict(wall), "found": sum(r["status"] == "found" for r in rows), "kelvin_shift_times_H": kelvin,
+            "beta_wall_tension_difference": beta_dgamma, "cos_contact_angle": beta_dgamma / beta_gamma if beta_gamma else None}
+
+
+def experiment(out_dir: Path, system: str, diagram: PhaseDiagram, k_B: float) -> dict[str, Any] | None:
+    """Model minus experiment for Tc, rho_c, p_c and the liquid density at the experimental temperatures."""
+    if system not in lab.REFERENCE_FILES:
+        return None
+    table, header = lab.experimental_saturation(system)
+    exp_crit = lab.experimental_critical_point(header)
+    rows = []
+    crit = diagram.critical
+    model = {"Tc": crit.T if crit else np.nan,
+             "rho_c": float(lab.kg_per_m3(crit.rho, system)) if crit else np.nan,
+             "pc": float(lab.megapascal(crit.beta_p * k_B * crit.T)) if crit else np.nan}
+    for key, unit in (("Tc", "K"), ("rho_c", "kg/m3"), ("pc", "MPa")):
+        rows.append({"quantity": key, "unit": unit, "T_K": np.nan, "model": model[key], "experiment": exp_crit[key]})
+    if diagram.binodal:
+        T_model = np.array([c.T for c in diagram.binodal])
+        rho_l = lab.kg_per_m3(np.array([c.rho_liquid for c in diagram.binodal]), system)
+        for T, rho_exp in zip(table["T_K"], table["rho_liquid_kg_m3"]):
+            if T_model[0] <= T <= T_model[-1]:
+                rows.append({"quantity": "rho_liquid", "unit": "kg/m3", "T_K": T, "model": float(np.interp(T, T_model, rho_l)), "experiment": rho_exp})
+    for row in rows:
+        row["difference"] = row["model"] - row["experiment"]
+        row["relative_difference"] = row["difference"] / row["experiment"]
+    _csv(out_dir / "experiment.csv", rows, ["quantity", "unit", "T_K", "model", "experiment", "difference", "relative_difference"])
+    return {"source": header, "compared": len(rows)}
+
+
+def example_profiles(functional, ds, settings, out_dir: Path, k_B: float, rho_max: float) -> dict[str, Any]:
+    """A few test-split runs solved canonically in their own V_ext, beside the simulated profile."""
+    import xarray as xr
+
+    from .. import dataset as pds
+    from ..cdft.solver import ConvergenceError, SolverSettings, solve
+
+    test = pds.ok_runs(ds, "test")
+    n = min(settings.example_profiles, test.sizes[pds.RUN])
+    sim, fn, pot, runs, failures = [], [], [], [], []
+    for k in range(n):
+        run = test.isel({pds.RUN: k})
+        rho = np.asarray(run[pds.RHO].values, dtype=float)
+        V = np.asarray(run[pds.V_EXT].values, dtype=float)
+        T = float(run[pds.TEMPERATURE].values)
+        try:
+            solution = solve(functional, V, T, mean_density=float(rho.mean()), k_B=k_B, settings=SolverSettings(tol=1e-7 * rho_max, max_iter=20000))
+        except ConvergenceError as exc:
+            failures.append({"run": int(run[pds.RUN].values), "reason": str(exc)})
+            continue
+        sim.append(rho), fn.append(solution.rho), pot.append(V), runs.append(int(run[pds.RUN].values))
+    if runs:
+        out = xr.Dataset(
+            {"rho_simulated": (("run", "z"), np.array(sim), {"units": ds[pds.RHO].attrs["units"], "long_name": "simulated density"}),
+             "rho_functional": (("run", "z"), np.array(fn), {"units": ds[pds.RHO].attrs["units"], "long_name": "functional's self-consistent density (same N)"}),
+             "V_ext": (("run", "z"), np.array(pot), {"units": ds[pds.V_EXT].attrs["units"], "long_name": "external potential"})},
+            coords={"run": ("run", runs), "z": ds[pds.Z]},
+            attrs={"failures": json.dumps(failures)},
+        )
+        with atomic_path(out_dir / "profiles.nc") as tmp:
+            out.to_netcdf(tmp)
+    return {"solved": len(runs), "failures": failures}

@@ -1,0 +1,143 @@
+"""The analysis of one system: from a trained functional to tables, a summary and figures.
+
+Each part that cannot be computed (no transition, rough functional, solver failure) is recorded with
+its reason in ``summary.json`` and in the tables' ``status``/``reason`` columns instead of stopping the
+run or inventing a number. Output files (all under the output folder):
+
+    eos.nc                  beta mu, beta p, p, S(0) on a (T, rho) grid
+    binodal.csv             coexisting densities, spinodal, mu and p along T (+ K, kg/m^3, MPa)
+    critical_point.csv      Tc, rho_c, p_c or the reason there is none
+    widom.csv               Widom lines, one row per point, labelled by definition
+    fisher_widom.csv        Fisher-Widom line (T, rho) or the reason per temperature
+    interface.csv / .nc     free liquid-vapour interface: plateau vs bulk densities, surface tension
+    pores.csv / pore_isotherms.csv   capillary coexistence per width, Kelvin comparison, both branches
+    experiment.csv          (water, co2) differences from the experimental saturation data
+    profiles.nc             example test profiles: simulated vs functional
+    summary.json            what was found, what was not and why, timings, provenance
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..io import atomic_path, write_json
+from .bulk import NotFound, PhaseDiagram, functional_excess, phase_diagram
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """The ``analysis`` config section (see workflow/schemas/config.schema.yaml for meanings)."""
+
+    isotherms: int = 24
+    binodal_points: int = 32
+    chebyshev_degree: int = 96
+    eos_densities: int = 200
+    density_max: Mapping[str, float] = field(default_factory=lambda: {"water": 0.045, "co2": 0.03, "lj": 1.0, "hard_rods": 0.9})
+    widom: Mapping[str, Any] = field(default_factory=dict)
+    poles: Mapping[str, Any] = field(default_factory=dict)
+    fisher_widom: Mapping[str, Any] = field(default_factory=dict)
+    interface: Mapping[str, Any] = field(default_factory=dict)
+    pores: Mapping[str, Any] = field(default_factory=dict)
+    example_profiles: int = 3
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> "AnalysisSettings":
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in section.items() if k in known})
+
+
+def _timed(timings: dict[str, float], name: str, start: float) -> None:
+    timings[name] = round(time.perf_counter() - start, 3)
+
+
+def write_eos(path: Path, diagram: PhaseDiagram, rho: np.ndarray, k_B: float, units: Mapping[str, str], provenance: Mapping[str, Any]) -> None:
+    import json
+
+    import xarray as xr
+
+    T = np.array([iso.T for iso in diagram.isotherms])
+    beta_mu = np.array([iso.beta_mu(rho) for iso in diagram.isotherms])
+    beta_p = np.array([iso.beta_p(rho) for iso in diagram.isotherms])
+    slope = np.array([iso.dbeta_p(rho) for iso in diagram.isotherms])
+    energy, length, dim = units["energy_unit"], units["length_unit"], units["dimension"]
+    ds = xr.Dataset(
+        {
+            "beta_mu": (("T", "rho"), beta_mu, {"units": "1", "long_name": "beta mu (thermal wavelength absorbed)"}),
+            "beta_p": (("T", "rho"), beta_p, {"units": f"{length}^-{dim}", "long_name": "beta p"}),
+            "mu": (("T", "rho"), beta_mu * k_B * T[:, None], {"units": energy, "long_name": "chemical potential"}),
+            "p": (("T", "rho"), beta_p * k_B * T[:, None], {"units": f"{energy} {length}^-{dim}", "long_name": "pressure"}),
+            "S0": (("T", "rho"), 1.0 / slope, {"units": "1", "long_name": "S(0) = 1 / (d beta p / d rho); negative inside the spinodal"}),
+            "fit_error": (("T",), [iso.fit_error for iso in diagram.isotherms], {"units": "1", "long_name": "max Chebyshev interpolation error of beta mu_ex"}),
+        },
+        coords={
+            "T": ("T", T, {"units": units["temperature_unit"], "long_name": "temperature"}),
+            "rho": ("rho", rho, {"units": f"{length}^-{dim}", "long_name": "number density of the density site"}),
+        },
+        attrs={"provenance": json.dumps(dict(provenance), sort_keys=True, default=str), "k_B": k_B},
+    )
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp)
+
+
+def run_analysis(functional, metadata: Mapping[str, Any], settings: AnalysisSettings, out_dir: Path, provenance: Mapping[str, Any],
+                 profiles=None) -> dict[str, Any]:
+    """Everything for one system; returns the summary written to ``summary.json``."""
+    from . import pipeline
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    system = metadata["system"]
+    k_B = float(metadata["k_B"])
+    units = {k: metadata[k] for k in ("length_unit", "energy_unit", "temperature_unit", "dimension")}
+    rho_max = float(settings.density_max[system])
+    T_low, T_high = (float(t) for t in metadata["architecture"]["temperature_range"])
+    temperatures = np.linspace(T_low, T_high, settings.isotherms) if T_high > T_low else np.array([T_low])
+    timings: dict[str, float] = {}
+    summary: dict[str, Any] = {"system": system, "units": units, "k_B": k_B, "density_max": rho_max,
+                                "temperature_range": [T_low, T_high], "provenance": dict(provenance)}
+
+    start = time.perf_counter()
+    excess = functional_excess(functional)
+    diagram = phase_diagram(excess, temperatures, rho_max, settings.binodal_points, settings.chebyshev_degree)
+    _timed(timings, "bulk_and_binodal", start)
+    summary["bulk"] = {"reason": diagram.reason, "binodal_points": len(diagram.binodal),
+                       "critical_point": asdict(diagram.critical) if diagram.critical else None,
+                       "max_fit_error": max(iso.fit_error for iso in diagram.isotherms)}
+    rho_grid = rho_max * np.arange(1, settings.eos_densities + 1) / settings.eos_densities
+    write_eos(out_dir / "eos.nc", diagram, rho_grid, k_B, units, provenance)
+    pipeline.write_binodal(out_dir, system, diagram, k_B)
+
+    start = time.perf_counter()
+    summary["supercritical"] = pipeline.supercritical(functional, excess, diagram, settings, rho_max, k_B, out_dir, system)
+    _timed(timings, "widom_and_fisher_widom", start)
+
+    start = time.perf_counter()
+    summary["interface"] = pipeline.interface(functional, excess, diagram, settings, rho_max, out_dir, system, k_B, units)
+    _timed(timings, "free_interface", start)
+
+    start = time.perf_counter()
+    summary["pores"] = pipeline.pores(functional, excess, diagram, settings, rho_max, k_B, out_dir, system, summary["interface"])
+    _timed(timings, "pores", start)
+
+    summary["experiment"] = pipeline.experiment(out_dir, system, diagram, k_B)
+    if profiles is not None:
+        start = time.perf_counter()
+        summary["profiles"] = pipeline.example_profiles(functional, profiles, settings, out_dir, k_B, rho_max)
+        _timed(timings, "example_profiles", start)
+    start = time.perf_counter()
+    from .figures import make_figures
+
+    make_figures(out_dir, system, units)
+    _timed(timings, "figures", start)
+    summary["timings_s"] = timings
+    write_json(out_dir / "summary.json", summary)
+    return summary
+
+
+__all__ = ["AnalysisSettings", "NotFound", "run_analysis"]

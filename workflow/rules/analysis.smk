@@ -1,0 +1,48 @@
+# Thermodynamics from each trained functional: bulk EOS, binodal and critical point, Widom and
+# Fisher-Widom lines, free interface, slit pores, comparison with experiment, figures. One CPU job
+# per system (about a minute); the figures carry Snakemake report captions (workflow/report/*.rst).
+
+
+rule analysis_system:
+    input:
+        model="results/{system}/cdft/model.json",
+        weights="results/{system}/cdft/model.safetensors",
+        profiles="results/{system}/profiles.nc",
+    output:
+        eos="results/{system}/analysis/eos.nc",
+        binodal="results/{system}/analysis/binodal.csv",
+        critical="results/{system}/analysis/critical_point.csv",
+        widom="results/{system}/analysis/widom.csv",
+        fisher_widom="results/{system}/analysis/fisher_widom.csv",
+        interface="results/{system}/analysis/interface.csv",
+        pores="results/{system}/analysis/pores.csv",
+        pore_isotherms="results/{system}/analysis/pore_isotherms.csv",
+        summary="results/{system}/analysis/summary.json",
+        phase_diagram=report("results/{system}/analysis/phase_diagram.png", caption="../report/phase_diagram.rst", category="{system}"),
+        pressure=report("results/{system}/analysis/pressure_temperature.png", caption="../report/pressure_temperature.rst", category="{system}"),
+        isotherms=report("results/{system}/analysis/isotherms.png", caption="../report/isotherms.rst", category="{system}"),
+        pores_figure=report("results/{system}/analysis/pores.png", caption="../report/pores.rst", category="{system}"),
+        profiles_figure=report("results/{system}/analysis/profiles.png", caption="../report/profiles.rst", category="{system}"),
+        svg=expand("results/{{system}}/analysis/{name}.svg", name=ANALYSIS_FIGURES),
+    params:
+        settings=settings_of("analysis"),
+        out="results/{system}/analysis",
+    log:
+        "logs/{system}/analysis/run.log",
+    benchmark:
+        "benchmarks/{system}/analysis/run.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+        cpus_per_task=1,
+    shell:
+        "OMP_NUM_THREADS={threads} liquidscale analysis run --settings '{params.settings}' --model results/{wildcards.system}/cdft"
+        " --profiles {input.profiles} --out {params.out} --threads {threads} > {log} 2>&1"
+
+
+rule analysis:
+    input:
+        expand("results/{system}/analysis/summary.json", system=SYSTEMS),
