@@ -145,3 +145,7 @@ def sampling_model_arg(wildcards):
 def sampling_gpus():
     """Sampling jobs ask for a GPU unless the config pins them to the CPU."""
     return 0 if config["sampling"]["device"] == "cpu" else 1
+
+
+# ---- analysis (thermodynamics from the functional) -------------------------------------------
+from liquidscale.analysis.figures import FIGURES as ANALYSIS_FIGURES  # noqa: E402  (figure names; numpy-only import)
