@@ -9,6 +9,7 @@ from liquidscale.errors import UserError
 from liquidscale.molecules import CO2, WATER, group_molecules
 from liquidscale.reference import action_settings
 from liquidscale.reference.configurations import (
+    assign_shards,
     cluster_radius,
     iteration0_configurations,
     initial_clusters,
@@ -124,3 +125,15 @@ def test_action_settings_hold_only_what_each_action_reads():
     label = action_settings(config, "co2", "label")
     assert set(label["reference"]) == {"method", "shards", "use_gpu"}  # resources do not rerun labelling
     assert action_settings(config, "co2", "collect")["reference"]["extra_configurations"] == "co2.extxyz"
+
+
+def test_shards_partition_the_frames_and_balance_their_cost():
+    frames = initial_clusters(CO2, dict(INITIAL, cluster_sizes=[1, 2, 3], frames_per_size=3), seed=2)
+    for i, frame in enumerate(frames):
+        frame.info["frame"] = i
+    shards = assign_shards(frames, 2)
+    numbers = [[f.info["frame"] for f in shard] for shard in shards]
+    assert sorted(sum(numbers, [])) == list(range(9)) and all(n == sorted(n) for n in numbers)
+    costs = [sum(len(f.symbols) ** 3 for f in shard) for shard in shards]
+    assert max(costs) / min(costs) < 1.1  # round robin would give 2 trimers to one shard: ratio 1.4
+    assert [len(s) for s in assign_shards(frames[:1], 3)] == [1, 0, 0]  # more shards than frames: empty shards

@@ -32,7 +32,7 @@ def register(subparsers) -> None:
     label = actions.add_parser("label", help="label one shard of the configurations with PySCF")
     label.add_argument("--settings", required=True, help=help_settings)
     label.add_argument("--configurations", required=True, help="extxyz of the iteration's configurations")
-    label.add_argument("--shard", required=True, type=int, help="shard index k; labels frames k, k+shards, ...")
+    label.add_argument("--shard", required=True, type=int, help="shard index k (0 <= k < reference.shards); frames are split so shard costs balance")
     label.add_argument("--threads", type=int, default=1, help="PySCF (OpenMP) threads")
     label.add_argument("--out", required=True, help="shard folder (results/{system}/reference/iter{i}/shards/shard{k})")
     label.set_defaults(func=_label)
@@ -73,6 +73,7 @@ def _label(args: argparse.Namespace) -> None:
     from pyscf import lib
 
     from ..molecules import get_molecule
+    from .configurations import assign_shards
     from .output import write_shard
     from .qm import gpu_available, label_shard
 
@@ -85,7 +86,7 @@ def _label(args: argparse.Namespace) -> None:
     use_gpu = reference["use_gpu"] and gpu_available()
     if reference["use_gpu"] and not use_gpu:
         print("reference.use_gpu is set but gpu4pyscf cannot be imported here: labelling on the CPU", file=sys.stderr)
-    frames = _read_configurations(settings, args.configurations)[args.shard :: shards]
+    frames = assign_shards(_read_configurations(settings, args.configurations), shards)[args.shard]
     molecule = get_molecule(settings["system"])
     atoms_list, failures = label_shard(frames, reference["method"], molecule.type_map, args.shard, use_gpu=use_gpu)
     write_shard(args.out, atoms_list, failures)

@@ -171,3 +171,15 @@ def iteration0_configurations(molecule: Molecule, reference: Mapping[str, Any], 
     if extra is not None:
         frames += read_extxyz(extra, molecule, source=Path(extra).name)
     return number_frames(frames)
+
+
+def assign_shards(frames: list[Frame], shards: int) -> list[list[Frame]]:
+    """Split frames between labelling jobs so their costs balance (largest first, to the least-loaded
+    shard); the cost of a DFT label is taken as n_atoms^3. Deterministic; each shard keeps file order."""
+    loads = [0.0] * shards
+    members: list[list[int]] = [[] for _ in range(shards)]
+    for i in sorted(range(len(frames)), key=lambda i: (-len(frames[i].symbols), i)):
+        k = loads.index(min(loads))
+        loads[k] += len(frames[i].symbols) ** 3
+        members[k].append(i)
+    return [[frames[i] for i in sorted(m)] for m in members]
