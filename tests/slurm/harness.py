@@ -216,3 +216,19 @@ def result_hashes(workdir: Path) -> dict[str, str]:
 
 def mtimes(workdir: Path) -> dict[str, int]:
     return {str(p.relative_to(workdir)): p.stat().st_mtime_ns for p in sorted((workdir / "results").rglob("*")) if p.is_file()}
+
+
+def local_rules() -> set[str]:
+    """Rules that run on the login node under the SLURM executor: `localrule: True`, `localrules:`, or no command.
+
+    (A dry run prints every job as 'rule X' under the SLURM executor, so the rule files are the source.)
+    """
+    local: set[str] = set()
+    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        text = smk.read_text()
+        for names in re.findall(r"^localrules:\s*(.+)$", text, re.M):
+            local.update(name.strip() for name in names.split(","))
+        for name, body in re.findall(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)*)", text, re.M):
+            if "localrule: True" in body or not re.search(r"^\s+(shell|run|script|notebook|wrapper|cwl):", body, re.M):
+                local.add(name)
+    return local
