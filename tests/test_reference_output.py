@@ -138,3 +138,11 @@ def test_an_empty_selection_gives_an_empty_iteration(tmp_path):
     assert read_labels(it / "labels.extxyz") == []
     assert pd.read_csv(it / "summary.csv").empty and "energy_eV" in pd.read_csv(it / "summary.csv").columns
     assert json.loads((it / "provenance.json").read_text())["n_frames"] == 0
+
+
+def test_truncated_labels_are_a_user_error_naming_the_file(campaign, tmp_path):
+    victim = tmp_path / "labels.extxyz"
+    text = (campaign / "labels.extxyz").read_bytes()
+    victim.write_bytes(text[: len(text) // 2])
+    with pytest.raises(UserError, match=str(victim)):
+        read_labels(victim)

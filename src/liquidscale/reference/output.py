@@ -82,7 +82,10 @@ def read_labels(path: str | Path) -> list:
     path = Path(path)
     if path.stat().st_size == 0:
         return []
-    return ase.io.read(path, index=":", format="extxyz")
+    try:
+        return ase.io.read(path, index=":", format="extxyz")
+    except Exception as exc:  # ase raises XYZError, ValueError or IndexError for a truncated file
+        raise UserError(f"{path}: not a readable extxyz file ({type(exc).__name__}: {exc}); rerun the rule that wrote it") from None
 
 
 def write_shard(out_dir: str | Path, atoms_list: list, failures: list[dict[str, Any]]) -> None:
@@ -102,7 +105,10 @@ def read_shards(shard_dirs: Sequence[str | Path]) -> tuple[list, list[dict[str, 
         if not (shard / LABELS).is_file() or not (shard / FAILURES).is_file():
             raise UserError(f"{shard}: not a complete labelling shard (needs {LABELS} and {FAILURES}); rerun reference_label")
         atoms_list += read_labels(shard / LABELS)
-        failures += pd.read_csv(shard / FAILURES, keep_default_na=False).to_dict("records")
+        try:
+            failures += pd.read_csv(shard / FAILURES, keep_default_na=False).to_dict("records")
+        except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise UserError(f"{shard / FAILURES}: not a readable failure table ({exc}); rerun reference_label") from None
     atoms_list.sort(key=lambda a: int(a.info["frame"]))
     failures.sort(key=lambda row: int(row["frame"]))
     return atoms_list, failures
