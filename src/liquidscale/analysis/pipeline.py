@@ -179,12 +179,12 @@ def pores(functional, excess, diagram: PhaseDiagram, settings, rho_max: float, k
     T = _state_temperature(diagram, p.get("reduced_temperature", 0.85))
     wall_sigma = float(p.get("wall_sigma", {}).get(system, 1.0))
     wall = Wall(float(p.get("wall_strength", 1.0)), wall_sigma)
-    solver = SolverSettings(tol=1e-8 * rho_max, max_iter=20000)
+    solver = SolverSettings(tol=1e-7 * rho_max, max_iter=20000)
     widths = sorted(round(w * wall_sigma / functional.dz) * functional.dz for w in p.get("widths", [6.0, 8.0, 12.0]))
     reason = None if T is not None else f"no binodal: {diagram.reason}"
     if reason is None:
-        co = _coexistence_at(excess, T, rho_max, settings.chebyshev_degree)
         try:
+            co = _coexistence_at(excess, T, rho_max, settings.chebyshev_degree)
             beta_dgamma = wall_tension_difference(functional, slit_potential(functional, wall, widths[-1])[1], widths[-1], T, co, k_B, solver)
         except (NotFound, ConvergenceError) as exc:
             reason = f"no Kelvin reference: {exc}"

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UserError
 from ..io import atomic_path, write_json
 from .bulk import NotFound, PhaseDiagram, functional_excess, phase_diagram
 
@@ -104,7 +105,10 @@ def run_analysis(functional, metadata: Mapping[str, Any], settings: AnalysisSett
 
     start = time.perf_counter()
     excess = functional_excess(functional)
-    diagram = phase_diagram(excess, temperatures, rho_max, settings.binodal_points, settings.chebyshev_degree)
+    try:
+        diagram = phase_diagram(excess, temperatures, rho_max, settings.binodal_points, settings.chebyshev_degree)
+    except NotFound as exc:
+        raise UserError(f"{system}: the bulk equation of state cannot be analysed: {exc}") from None
     _timed(timings, "bulk_and_binodal", start)
     summary["bulk"] = {"reason": diagram.reason, "binodal_points": len(diagram.binodal),
                        "critical_point": asdict(diagram.critical) if diagram.critical else None,

@@ -6,7 +6,7 @@ the critical point:
 * ``S(0) isotherm``: maximum of S(0) = rho k_B T chi_T = 1 / (d beta p / d rho) along an isotherm;
 * ``chi_T isobar``: maximum of the isothermal compressibility chi_T = beta / (rho d beta p / d rho) along an isobar;
 * ``cp isobar``: maximum of the residual isobaric heat capacity along an isobar (needs T in the functional);
-* ``xi isotherm``: maximum of the correlation length 1/a0 of the leading pole of S(k) along an isotherm.
+* ``xi isotherm``: maximum of the correlation length 1/a0 of the leading purely imaginary pole of S(k) along an isotherm.
 
 The residual heat capacity per particle, in k_B, from Phi(rho, T) = beta f_ex (T-derivatives by
 central differences of the bulk EOS at fixed rho):
@@ -124,19 +124,22 @@ def bulk_poles(functional, rho: np.ndarray, T: float, a1_max: float, a0_max: flo
 
 
 def xi_isotherm_line(functional, isotherms: Sequence[Isotherm], Tc: float, rho_grid: np.ndarray, a1_max: float, a0_max: float) -> list[LinePoint]:
-    """Maximum of the correlation length along each supercritical isotherm."""
+    """Maximum along each supercritical isotherm of xi = 1/a0 of the leading purely imaginary pole: the
+    monotonic decay length that diverges at the critical point (complex poles whose a0 -> 0 signal a
+    structural instability of the uniform fluid instead, and are reported by ``Poles.unstable_at``)."""
     points = []
     for iso in isotherms:
         if iso.T <= Tc:
             continue
-        xi = np.array([p.correlation_length for p in bulk_poles(functional, rho_grid, iso.T, a1_max, a0_max)])
+        poles = bulk_poles(functional, rho_grid, iso.T, a1_max, a0_max)
+        xi = np.array([1.0 / p.leading_imaginary if p.stable and p.imaginary.size else np.nan for p in poles])
         best = _refine_maximum(rho_grid, xi)
         if best is not None:
             points.append(LinePoint("xi isotherm", iso.T, best[0], float(iso.beta_p(best[0])), best[1]))
     return points
 
 
-def fisher_widom_point(functional, iso: Isotherm, rho_grid: np.ndarray, a1_max: float, a0_max: float, bisections: int = 12) -> LinePoint:
+def fisher_widom_point(functional, iso: Isotherm, rho_grid: np.ndarray, a1_max: float, a0_max: float, bisections: int = 8) -> LinePoint:
     """The density on an isotherm where the leading pole changes from purely imaginary to a complex pair.
 
     Only stable densities (d beta p / d rho > 0 and S(k) finite for real k) are searched; the crossover
