@@ -1,8 +1,9 @@
 """Labelled data for training: gather every iteration's dpdata folders, split held-out frames, size ``sel``.
 
-The split is by frame and seeded per source folder (config seed, source iteration, composition), so
-a frame that is held out in iteration i stays held out in every later iteration: test metrics never
-see a frame that an earlier or later model trained on.
+The split is by frame, drawn over all frames of one reference iteration (its compositions pooled,
+so small compositions are not over-represented) and seeded by (config seed, source iteration): a
+frame held out in iteration i stays held out in every later iteration, so test metrics never see a
+frame that an earlier or later model trained on.
 """
 
 from __future__ import annotations
@@ -58,9 +59,9 @@ def load_frames(folder: str | Path, type_map: Sequence[str]) -> Frames:
     )
 
 
-def held_out_mask(n_frames: int, fraction: float, seed: int, source_iteration: int, composition: str) -> np.ndarray:
-    """Boolean mask of held-out frames, seeded per source folder; at least one frame is kept for training."""
-    rng = np.random.default_rng([seed, source_iteration, zlib.crc32(composition.encode())])
+def held_out_mask(n_frames: int, fraction: float, seed: int, source_iteration: int) -> np.ndarray:
+    """Boolean mask of held-out frames of one source iteration; at least one frame is kept for training."""
+    rng = np.random.default_rng([seed, source_iteration, zlib.crc32(b"held-out")])
     n_test = min(int(round(fraction * n_frames)), n_frames - 1)
     mask = np.zeros(n_frames, dtype=bool)
     mask[rng.permutation(n_frames)[: max(n_test, 0)]] = True
@@ -78,11 +79,11 @@ def split_data(
 
     counts = {"train": 0, "test": 0}
     for iteration, data_dir in iteration_dirs:
-        for folder in system_folders([data_dir]):
-            system = dpdata.LabeledSystem(str(folder), fmt="deepmd/npy", type_map=list(type_map))
-            if len(system) == 0:
-                continue
-            mask = held_out_mask(len(system), fraction, seed, iteration, folder.name)
+        folders = system_folders([data_dir])
+        systems = [dpdata.LabeledSystem(str(folder), fmt="deepmd/npy", type_map=list(type_map)) for folder in folders]
+        sizes = [len(system) for system in systems]
+        masks = np.split(held_out_mask(sum(sizes), fraction, seed, iteration), np.cumsum(sizes)[:-1])
+        for folder, system, mask in zip(folders, systems, masks):
             for part, indices in (("test", np.flatnonzero(mask)), ("train", np.flatnonzero(~mask))):
                 if len(indices):
                     system.sub_system(indices).to_deepmd_npy(str(out_dir / part / f"iter{iteration:03d}_{folder.name}"))
