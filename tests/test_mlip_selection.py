@@ -196,3 +196,12 @@ def test_selected_clusters_are_read_by_the_reference_stage(tmp_path, config):
     assert len(read) == 2
     assert np.allclose(read[0].positions, clusters[0].positions)
     assert read[1].info["max_devi_f"] == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("descriptor", ["se_e2_a", "se_atten"])
+def test_training_input_passes_deepmds_own_argument_check(config, descriptor):
+    from deepmd.utils.argcheck import normalize
+
+    mlip = {**config["mlip"], "descriptor": {**config["mlip"]["descriptor"], "type": descriptor}}
+    sel = training.resolve_sel(descriptor, "auto", [46, 92], 2)
+    normalize(training.training_input(mlip, ["O", "H"], sel, ["/data/a"], 3))
