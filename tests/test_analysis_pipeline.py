@@ -13,18 +13,37 @@ import torch
 from liquidscale.analysis.figures import FIGURES
 from liquidscale.analysis.run import AnalysisSettings, run_analysis
 from liquidscale.cdft.hard_rods import PercusHardRods
+from liquidscale.cdft.solver import SolverSettings, solve
 from liquidscale.cli import main
 from liquidscale.config import stage_settings, validate_config
+from liquidscale.dataset import make_profile_dataset
+from liquidscale.external import random_potential
 
 torch.set_num_threads(1)
 
 HARD_ROD_UNITS = {"system": "hard_rods", "k_B": 1.0, "length_unit": "sigma", "energy_unit": "kT", "temperature_unit": "", "dimension": 1}
 
 
+def exact_hard_rod_profiles(functional, length: float = 8.0, runs: int = 3):
+    """A profile dataset of exact Percus solutions in seeded random potentials, all in the test split."""
+    n = round(length / functional.dz)
+    z = (np.arange(n) + 0.5) * functional.dz
+    rho, V = [], []
+    for run in range(runs):
+        beta_V = random_potential((7, run), length).beta_v(z)
+        rho.append(solve(functional, beta_V, 1.0, mu=0.5 * run - 0.5, settings=SolverSettings(tol=1e-12)).rho)
+        V.append(beta_V)
+    return make_profile_dataset(
+        z, np.array(rho), np.array(V), np.ones(runs), np.full(runs, np.nan), np.array(rho).sum(1) * functional.dz, np.full(runs, 2),
+        system="hard_rods", site="rod", dimension=1, length_unit="sigma", energy_unit="kT", temperature_unit="", k_B=1.0, provenance={},
+    )
+
+
 def test_hard_rods_analysis_reports_no_transition_and_writes_every_table(tmp_path):
     metadata = {**HARD_ROD_UNITS, "architecture": {"temperature_range": [1.0, 1.0]}}
     settings = AnalysisSettings.from_config(validate_config({"systems": ["hard_rods"]})["analysis"])
-    summary = run_analysis(PercusHardRods(dz=0.02), metadata, settings, tmp_path, {"test": True})
+    functional = PercusHardRods(dz=0.02)
+    summary = run_analysis(functional, metadata, settings, tmp_path, {"test": True}, exact_hard_rod_profiles(functional))
     assert summary["bulk"]["critical_point"] is None
     assert summary["bulk"]["reason"].startswith("no liquid-vapour transition")
     critical = pd.read_csv(tmp_path / "critical_point.csv")
@@ -39,6 +58,10 @@ def test_hard_rods_analysis_reports_no_transition_and_writes_every_table(tmp_pat
         rho = eos["rho"].values
         np.testing.assert_allclose(eos["beta_p"].values[0], rho / (1 - rho), rtol=1e-9)  # Tonks
         assert eos["p"].attrs["units"] and eos["p"].attrs["long_name"]
+    # the exact functional re-solved canonically in each run's potential reproduces the run's profile
+    assert summary["profiles"]["solved"] == 3
+    with xr.open_dataset(tmp_path / "profiles.nc") as profiles:
+        assert np.max(np.abs(profiles["rho_functional"] - profiles["rho_simulated"])) < 1e-6
 
 
 def test_cli_on_an_untrained_neural_functional_finishes_with_reasons(tmp_path):

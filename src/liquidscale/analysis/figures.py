@@ -160,7 +160,7 @@ def pores(out_dir: Path, system: str) -> None:
         right.plot(found["H"], found["shift_times_H"], "o-", label="beta (mu_sat - mu_cc) H")
         kelvin = found["kelvin_shift_times_H"].iloc[0]
         if np.isfinite(kelvin):
-            right.axhline(kelvin, color="C3", ls="--", label="Kelvin: 2 beta gamma / (rho_l - rho_v)")
+            right.axhline(kelvin, color="C3", ls="--", label="Kelvin: 2 beta (gamma_wv - gamma_wl) / (rho_l - rho_v)")
         right.set_xlabel("pore width H")
         right.legend(fontsize=7)
     _save(fig, out_dir, "pores")
