@@ -116,6 +116,10 @@ def isotherms(out_dir: Path, system: str, axes: _Axes, count: int = 6) -> None:
     import xarray as xr
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
+    if not (out_dir / "eos.nc").is_file():
+        _note(ax, "no equation-of-state table")
+        _save(fig, out_dir, "isotherms")
+        return
     with xr.open_dataset(out_dir / "eos.nc") as eos:
         pick = np.unique(np.linspace(0, eos.sizes["T"] - 1, count).round().astype(int))
         rho = eos["rho"].values
