@@ -90,3 +90,11 @@ def test_hard_rod_poles_from_autograd_c2_match_tonks(rho):
     assert poles.imaginary.size == 0  # hard rods: only damped oscillations
     np.testing.assert_allclose(poles.complex[:2, 0], [k.real for k in exact], rtol=5e-4)
     np.testing.assert_allclose(poles.complex[:2, 1], [k.imag for k in exact], rtol=5e-4)
+
+
+def test_a_single_temperature_functional_gets_one_coexistence_and_no_invented_critical_point():
+    fluid = SquareWellMeanField(dz=0.05, attraction_range=1.5)
+    T = 0.8 * fluid.critical_temperature
+    diagram = phase_diagram(functional_excess(fluid), [T], rho_max=0.95)
+    assert diagram.critical is None and "critical point above" in diagram.reason
+    assert len(diagram.binodal) == 1 and diagram.binodal[0].T == T

@@ -242,7 +242,7 @@ def phase_diagram(excess: BulkExcess, temperatures: Sequence[float], rho_max: fl
         critical = None
         Tc_bound = float(temperatures[-1])
         reason = f"critical point above the analysed temperatures: a van der Waals loop persists at T = {Tc_bound:g}"
-        T_trace = np.linspace(temperatures[first], Tc_bound, n_binodal)
+        T_trace = np.unique(np.linspace(temperatures[first], Tc_bound, n_binodal))  # one point for a one-temperature functional
     else:
         stable_after = first + int(np.argmin(loops[first:]))
         if loops[stable_after:].any():
