@@ -253,6 +253,8 @@ def example_profiles(functional, ds, settings, out_dir: Path, k_B: float, rho_ma
     from .. import dataset as pds
     from ..cdft.solver import ConvergenceError, SolverSettings, solve
 
+    if abs(pds.grid_spacing(ds) - functional.dz) > 1e-9 * functional.dz:
+        return {"solved": 0, "failures": [{"reason": f"profile grid dz = {pds.grid_spacing(ds):g} differs from the functional's dz = {functional.dz:g}"}]}
     test = pds.ok_runs(ds, "test")
     n = min(settings.example_profiles, test.sizes[pds.RUN])
     sim, fn, pot, runs, failures = [], [], [], [], []
