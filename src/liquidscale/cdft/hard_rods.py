@@ -12,7 +12,7 @@ energy, so the bulk is exactly Tonks' fluid at any grid spacing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -75,12 +75,13 @@ class PercusHardRods:
         return c1[0] if single else c1
 
 
-def hard_rod_dataset(block: Mapping[str, Any], seed: int, provenance: Mapping[str, Any]):
+def hard_rod_dataset(block: Mapping[str, Any], split_fractions: Sequence[float], seed: int, provenance: Mapping[str, Any]):
     """Exact grand-canonical profiles in seeded random potentials, as a profile dataset with known mu.
 
-    ``block`` is the config's ``hard_rods`` block. Run k uses the potential drawn from (seed, k) by
-    the sampling stage's generator and beta mu drawn uniformly from ``beta_mu_range``; a run whose
-    minimisation fails is kept with status failed and the solver's reason.
+    ``block`` is the config's ``hard_rods`` block, ``split_fractions`` the ``profiles.split`` key.
+    Run k uses the potential the sampling stage's generator draws from (seed, k) and beta mu drawn
+    uniformly from ``beta_mu_range``; a run whose minimisation fails is kept with status failed and
+    the solver's reason.
     """
     from ..dataset import STATUS_FAILED, STATUS_OK, make_profile_dataset, split_runs
     from ..external import RandomPotentialSettings, random_potential
@@ -89,7 +90,8 @@ def hard_rod_dataset(block: Mapping[str, Any], seed: int, provenance: Mapping[st
     functional = PercusHardRods(dz)
     n = grid_points(length, dz, "config key 'hard_rods.box_length'")
     z = (np.arange(n) + 0.5) * dz
-    potential_settings = RandomPotentialSettings(cap=float(block["potential_cap"]))
+    walls = {} if block["hard_walls"] else {"p_hard_wall": 0.0, "p_slit": 0.0}
+    potential_settings = RandomPotentialSettings(cap=float(block["potential_cap"]), **walls)
     beta_mu = np.random.default_rng([seed, 5]).uniform(*block["beta_mu_range"], size=runs)
     rho = np.zeros((runs, n))
     V_ext = np.zeros((runs, n))
@@ -108,7 +110,7 @@ def hard_rod_dataset(block: Mapping[str, Any], seed: int, provenance: Mapping[st
         T=np.ones(runs),
         mu=beta_mu,
         N=rho.sum(axis=1) * dz,
-        split=split_runs(np.arange(runs), block["split_fractions"], seed),
+        split=split_runs(np.arange(runs), split_fractions, seed),
         status=status,
         failure_reason=reasons,
         system="hard_rods",

@@ -1,9 +1,9 @@
 """The neural one-body direct correlation functional c1[rho](z; T) (local learning).
 
-c1 at z is a softplus MLP of the density on a window z +- w and of the temperature. The first
-layer is a convolution over the circularly padded profile, so a whole batch of profiles is
-evaluated at once; the remaining layers act pointwise. The gauge c1[rho = 0] = 0 is exact: the
-network's output on an empty window (at the same T) is subtracted.
+c1 at z is a function of the density on the window z +- w and of the temperature: a convolution,
+pointwise softplus layers and a second convolution, over circularly padded profiles, so a whole
+batch of profiles is evaluated at once. The gauge c1[rho = 0] = 0 is exact: the network's output
+on an empty window (at the same T) is subtracted.
 
 Saved as ``model.safetensors`` (plain tensors) + ``model.json`` (architecture, grid, units,
 temperature range, training-data hash, provenance): loading never unpickles code.
@@ -19,7 +19,7 @@ import torch
 
 from ..errors import UserError
 from ..io import atomic_path, read_json, write_json
-from .functional import as_batch, grid_points, temperature_column
+from .functional import as_batch, temperature_column
 
 MODEL_KIND = "liquidscale.neural_c1"
 WEIGHTS_FILE = "model.safetensors"
@@ -27,35 +27,44 @@ METADATA_FILE = "model.json"
 
 
 class NeuralC1(torch.nn.Module):
-    """c1 from rho on +-``window`` around each grid point and T (implements ``Functional``)."""
+    """c1 from rho on +-``window`` around each grid point and T (implements ``Functional``).
+
+    Two convolutions whose half-widths add up to the window, with pointwise softplus layers between:
+    the first learns weighted densities (and takes T), the second integrates a nonlinear function of
+    them — the structure of fundamental-measure theory, without assuming its form.
+    """
 
     def __init__(
         self,
         dz: float,
         window: float,
-        hidden: Sequence[int],
+        channels: Sequence[int],
         density_scale: float,
         temperature_range: Sequence[float],
     ):
         super().__init__()
+        half_points = max(1, round(window / dz))  # the window is rounded to whole grid points
         self.dz = float(dz)
-        self.interaction_range = float(window)
-        self.half_points = grid_points(window, dz, "cdft window")
-        self.hidden = [int(h) for h in hidden]
+        self.interaction_range = half_points * self.dz
+        inner = (half_points + 1) // 2
+        self.channels = [int(c) for c in channels]
         self.density_scale = float(density_scale)
         self.temperature_range = [float(t) for t in temperature_range]
-        self.window_layer = torch.nn.Conv1d(1, self.hidden[0], 2 * self.half_points + 1, bias=True, dtype=torch.float64)
-        self.temperature_layer = torch.nn.Linear(1, self.hidden[0], bias=False, dtype=torch.float64)
-        layers: list[torch.nn.Module] = []
-        for width_in, width_out in zip(self.hidden, self.hidden[1:] + [1]):
-            layers += [torch.nn.Softplus(), torch.nn.Linear(width_in, width_out, dtype=torch.float64)]
-        self.head = torch.nn.Sequential(*layers)
+        self._pads = (inner, half_points - inner)
+        f64 = {"dtype": torch.float64}
+        self.window_layer = torch.nn.Conv1d(1, self.channels[0], 2 * inner + 1, **f64)
+        self.temperature_layer = torch.nn.Linear(1, self.channels[0], bias=False, **f64)
+        layers: list[torch.nn.Module] = [torch.nn.Softplus()]
+        for width_in, width_out in zip(self.channels, self.channels[1:]):
+            layers += [torch.nn.Conv1d(width_in, width_out, 1, **f64), torch.nn.Softplus()]
+        self.pointwise = torch.nn.Sequential(*layers)
+        self.out_layer = torch.nn.Conv1d(self.channels[-1], 1, 2 * (half_points - inner) + 1, **f64)
 
     def architecture(self) -> dict[str, Any]:
         return {
             "dz": self.dz,
             "window": self.interaction_range,
-            "hidden": self.hidden,
+            "channels": self.channels,
             "density_scale": self.density_scale,
             "temperature_range": self.temperature_range,
         }
@@ -67,11 +76,15 @@ class NeuralC1(torch.nn.Module):
     def c1(self, rho: torch.Tensor, T: torch.Tensor | float) -> torch.Tensor:
         rho, single = as_batch(rho)
         t = self._scaled_temperature(temperature_column(T, rho.shape[0], rho)).unsqueeze(-1)
-        t_term = self.temperature_layer(t)  # (batch, hidden0)
-        padded = torch.nn.functional.pad((rho / self.density_scale).unsqueeze(1), (self.half_points,) * 2, mode="circular")
-        first = self.window_layer(padded).transpose(1, 2) + t_term.unsqueeze(1)  # (batch, n, hidden0)
-        empty = self.window_layer.bias + t_term  # first layer on an empty window
-        c1 = self.head(first).squeeze(-1) - self.head(empty)
+        t_term = self.temperature_layer(t).unsqueeze(-1)  # (batch, channels0, 1)
+        x = torch.nn.functional.pad((rho / self.density_scale).unsqueeze(1), (self._pads[0],) * 2, mode="circular")
+        h = self.pointwise(self.window_layer(x) + t_term)
+        h = torch.nn.functional.pad(h, (self._pads[1],) * 2, mode="circular")
+        c1 = self.out_layer(h).squeeze(1)
+        # the same network on an empty window (rho = 0 everywhere) is constant along z: subtract it
+        h_empty = self.pointwise(self.window_layer.bias[None, :, None] + t_term)
+        c1_empty = torch.einsum("bc,c->b", h_empty[..., 0], self.out_layer.weight[0].sum(-1)) + self.out_layer.bias
+        c1 = c1 - c1_empty[:, None]
         return c1[0] if single else c1
 
     def forward(self, rho: torch.Tensor, T: torch.Tensor | float) -> torch.Tensor:

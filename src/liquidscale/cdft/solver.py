@@ -78,7 +78,7 @@ def solve(
     free = torch.isfinite(beta_V)
     if not free.any():
         raise UserError("V_ext is +inf everywhere: there is no room for particles")
-    if symmetric and not torch.equal(beta_V, beta_V.flip(0)):
+    if symmetric and not torch.allclose(beta_V, beta_V.flip(0), rtol=1e-9, atol=1e-9):
         raise UserError("symmetric=True needs a mirror-symmetric V_ext (V(z) = V(L - z))")
     fixed_point = _FixedPoint(functional, beta_V, free, T, None if mu is None else beta * mu, mean_density)
     u = fixed_point.initial_log_density(rho_init)
@@ -100,13 +100,14 @@ class _FixedPoint:
         return rho
 
     def initial_log_density(self, rho_init: np.ndarray | None) -> torch.Tensor:
-        """ln of a starting profile: the given one, or a dilute Boltzmann profile (safe for any functional)."""
+        """ln of a starting profile: the given one, uniform (canonical) or a dilute Boltzmann profile (grand canonical)."""
         if rho_init is not None:
             rho = torch.as_tensor(np.asarray(rho_init, dtype=float))[self.free]
             return torch.log(rho.clamp_min(1e-300))
+        if self.mean_density is not None:  # uniform on the free points: never denser than it must be
+            free = int(self.free.sum())
+            return torch.full((free,), float(np.log(self.mean_density * len(self.beta_V) / free)), dtype=torch.float64)
         bolt = torch.exp(-(self.beta_V[self.free] - self.beta_V[self.free].min()).clamp_max(700.0))
-        if self.mean_density is not None:
-            return torch.log(bolt * self.mean_density * len(self.beta_V) / bolt.sum())
         dilute = min(float(np.exp(min(self.beta_mu, 700.0))), 0.5 / self.functional.interaction_range)
         return torch.log(bolt * dilute)
 

@@ -37,9 +37,12 @@ class TrainingSettings:
     """The cdft config section for one system (``window`` is that system's entry of ``cdft.window``)."""
 
     window: float
-    hidden: tuple[int, ...] = (64, 64)
-    max_epochs: int = 2000
-    patience: int = 200
+    channels: tuple[int, ...] = (32, 32)
+    optimizer: str = "lbfgs"
+    max_epochs: int = 300
+    patience: int = 30
+    lbfgs_iterations: int = 20
+    warmup_passes: int = 30
     learning_rate: float = 1e-3
     final_learning_rate: float = 1e-5
     mu_learning_rate: float = 1e-2
@@ -47,7 +50,7 @@ class TrainingSettings:
     min_density_fraction: float = 1e-3
     mirror: bool = True
     use_known_mu: bool = True
-    checkpoint_every: int = 50
+    checkpoint_every: int = 10
     solve_tolerance: float = 1e-8
 
     @classmethod
@@ -60,8 +63,8 @@ class TrainingSettings:
             raise UserError(f"config key 'cdft.window.{system}' is missing: the window half-width of the {system} functional")
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in section.items() if k in known}
-        if "hidden" in kwargs:
-            kwargs["hidden"] = tuple(kwargs["hidden"])
+        if "channels" in kwargs:
+            kwargs["channels"] = tuple(kwargs["channels"])
         return cls(window=float(windows[system]), **kwargs)
 
 
@@ -128,21 +131,44 @@ def c1_errors(model: NeuralC1, runs: Runs, use_known_mu: bool) -> dict[str, Any]
 
 
 class _Trainer:
-    """Network + per-run beta mu parameters + optimiser, with checkpointing of all of them."""
+    """Network + per-run beta mu parameters + optimiser, with checkpointing of all of them.
+
+    ``lbfgs``: full-batch L-BFGS, one epoch = ``lbfgs_iterations`` function evaluations (fast and
+    precise for the small datasets of a campaign); ``adam``: minibatches of ``batch_runs`` runs with
+    an exponentially decaying learning rate (for datasets too large for one batch).
+    """
 
     def __init__(self, train: Runs, settings: TrainingSettings, dz: float, seed: int):
         torch.manual_seed(seed)
         s = settings
-        self.settings, self.train_runs, self.seed = s, train, seed
+        self.settings, self.seed = s, seed
         density_scale = float(train.rho[train.mask].mean())
         T = train.T.numpy()
-        self.model = NeuralC1(dz, s.window, s.hidden, density_scale, [float(T.min()), float(T.max())])
+        self.model = NeuralC1(dz, s.window, s.channels, density_scale, [float(T.min()), float(T.max())])
+        self.beta_mu_known = train.beta_mu_known
         self.known = torch.isfinite(train.beta_mu_known) & s.use_known_mu
         start = (train.log_boltzmann_inverse * train.mask).sum(1) / train.mask.sum(1)  # ideal-gas guess
         self.beta_mu_free = torch.nn.Parameter(start.clone())
-        self.optimizer = torch.optim.Adam(
-            [{"params": self.model.parameters()}, {"params": [self.beta_mu_free], "lr": s.mu_learning_rate}], lr=s.learning_rate
-        )
+        mirrored = (lambda x: torch.cat([x, x.flip(-1)])) if s.mirror else (lambda x: x)
+        self.rho, self.mask, self.base = (mirrored(x) for x in (train.rho, train.mask, train.log_boltzmann_inverse))
+        self.T = train.T.repeat(2) if s.mirror else train.T
+        self.run_index = torch.arange(len(train)).repeat(2 if s.mirror else 1)
+        if s.optimizer == "lbfgs":
+            self.optimizer = torch.optim.LBFGS(
+                [*self.model.parameters(), self.beta_mu_free],
+                lr=1.0,
+                max_iter=s.lbfgs_iterations,
+                history_size=50,
+                line_search_fn="strong_wolfe",
+                tolerance_grad=1e-14,
+                tolerance_change=1e-16,
+            )
+        elif s.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(
+                [{"params": self.model.parameters()}, {"params": [self.beta_mu_free], "lr": s.mu_learning_rate}], lr=s.learning_rate
+            )
+        else:
+            raise UserError(f"config key 'cdft.optimizer': {s.optimizer!r} is not 'lbfgs' or 'adam'")
         decay = (s.final_learning_rate / s.learning_rate) ** (1.0 / max(s.max_epochs, 1))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda epoch: decay**epoch)
         self.epoch = 0
@@ -153,27 +179,43 @@ class _Trainer:
 
     @property
     def beta_mu(self) -> torch.Tensor:
-        return torch.where(self.known, self.train_runs.beta_mu_known, self.beta_mu_free)
+        return torch.where(self.known, self.beta_mu_known, self.beta_mu_free)
+
+    def loss(self, rows: torch.Tensor | slice) -> torch.Tensor:
+        target = self.base[rows] - self.beta_mu[self.run_index[rows], None]
+        mask = self.mask[rows]
+        return (((self.model.c1(self.rho[rows], self.T[rows]) - target) ** 2) * mask).sum() / mask.sum()
 
     def run_epoch(self) -> float:
-        r, s = self.train_runs, self.settings
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(r))
-        losses = []
         self.model.train()
-        for start in range(0, len(order), s.batch_runs):
-            idx = torch.as_tensor(order[start : start + s.batch_runs])
-            rho, target, mask, T = r.rho[idx], r.log_boltzmann_inverse[idx] - self.beta_mu[idx, None], r.mask[idx], r.T[idx]
-            if s.mirror:
-                rho, target, mask = (torch.cat([x, x.flip(-1)]) for x in (rho, target, mask))
-                T = T.repeat(2)
-            loss = (((self.model.c1(rho, T) - target) ** 2) * mask).sum() / mask.sum()
-            self.optimizer.zero_grad()
+        if self.settings.optimizer == "adam":
+            loss = self._adam_pass(self.optimizer, self.epoch)
+            self.scheduler.step()
+            return loss
+        if self.epoch == 0:  # L-BFGS converges far faster from a roughly fitted network
+            warmup = torch.optim.Adam([*self.model.parameters(), self.beta_mu_free], lr=self.settings.learning_rate * 3)
+            for step in range(self.settings.warmup_passes):
+                self._adam_pass(warmup, -1 - step)
+        return float(self.optimizer.step(self._closure))
+
+    def _adam_pass(self, optimizer: torch.optim.Optimizer, seed_offset: int) -> float:
+        """One pass over the (mirrored) training runs in seeded random minibatches."""
+        rows_per_batch = (2 if self.settings.mirror else 1) * self.settings.batch_runs
+        order = np.random.default_rng([self.seed, seed_offset + 1000]).permutation(len(self.rho))
+        losses = []
+        for start in range(0, len(order), rows_per_batch):
+            loss = self.loss(torch.as_tensor(order[start : start + rows_per_batch]))
+            optimizer.zero_grad()
             loss.backward()
-            self.optimizer.step()
-            losses.append(float(loss))
-        self.scheduler.step()
-        self.epoch += 1
+            optimizer.step()
+            losses.append(loss.item())
         return float(np.mean(losses))
+
+    def _closure(self) -> torch.Tensor:
+        self.optimizer.zero_grad()
+        loss = self.loss(slice(None))
+        loss.backward()
+        return loss
 
     def state(self, key: str) -> dict[str, Any]:
         return {
@@ -201,7 +243,6 @@ class _Trainer:
         self.best_state = dict(state["best_state"])
         self.best_beta_mu = state["best_beta_mu"]
 
-
 def train_functional(ds, settings: TrainingSettings, seed: int, out_dir: str | Path, provenance: Mapping[str, Any]) -> dict[str, Any]:
     """Train on the train runs with early stopping on the val runs; write model, curve and held-out metrics.
 
@@ -220,9 +261,10 @@ def train_functional(ds, settings: TrainingSettings, seed: int, out_dir: str | P
     stale = 0 if not trainer.history else trainer.epoch - 1 - int(np.argmin([h[2] for h in trainer.history]))
     while trainer.epoch < settings.max_epochs and stale < settings.patience:
         train_mse = trainer.run_epoch()
+        trainer.epoch += 1
         trainer.model.eval()
         val_mse = c1_errors(trainer.model, splits["val"], settings.use_known_mu)["mse"]
-        trainer.history.append([trainer.epoch, train_mse, val_mse, trainer.scheduler.get_last_lr()[0]])
+        trainer.history.append([trainer.epoch, train_mse, val_mse, trainer.optimizer.param_groups[0]["lr"]])
         if val_mse < trainer.best_val:
             trainer.best_val, stale = val_mse, 0
             trainer.best_state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}

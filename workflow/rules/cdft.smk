@@ -1,0 +1,51 @@
+# Neural classical DFT: one c1 functional per system from its profile dataset. The hard_rods system has
+# no simulation: its profiles.nc comes from the exact Percus functional (known mu), and it then goes
+# through the same cdft (and analysis) rules as the simulated systems.
+
+
+rule cdft_hard_rods_profiles:
+    output:
+        "results/hard_rods/profiles.nc",
+    params:
+        settings=settings_json("hard_rods", "profiles"),
+    log:
+        "logs/hard_rods/profiles.log",
+    benchmark:
+        "benchmarks/hard_rods/profiles.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=30,
+        cpus_per_task=1,
+    shell:
+        "OMP_NUM_THREADS=1 liquidscale cdft hard-rods-data --settings '{params.settings}' --out {output} > {log} 2>&1"
+
+
+rule cdft_train:
+    input:
+        "results/{system}/profiles.nc",
+    output:
+        model="results/{system}/cdft/model.json",
+        weights="results/{system}/cdft/model.safetensors",
+        metrics="results/{system}/cdft/metrics.json",
+        curve="results/{system}/cdft/training.csv",
+        figure="results/{system}/cdft/training.png",
+    params:
+        settings=settings_of("cdft"),
+    log:
+        "logs/{system}/cdft/train.log",
+    benchmark:
+        "benchmarks/{system}/cdft/train.tsv"
+    threads: config["cdft"]["threads"]
+    resources:
+        mem_mb=config["cdft"]["mem_mb"],
+        runtime=config["cdft"]["runtime"],
+        cpus_per_task=config["cdft"]["threads"],
+        gpu=1 if config["cdft"]["use_gpu"] else 0,
+    shell:
+        "OMP_NUM_THREADS={threads} liquidscale cdft train --settings '{params.settings}' --profiles {input}"
+        " --threads {threads} --out results/{wildcards.system}/cdft > {log} 2>&1"
+
+
+rule cdft:
+    input:
+        expand("results/{system}/cdft/{name}", system=SYSTEMS, name=["model.json", "model.safetensors", "metrics.json"]),
