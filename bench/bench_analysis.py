@@ -71,7 +71,8 @@ def main() -> None:
     print(f"Fisher-Widom line ({found}/6 temperatures):                       {seconds(start)}")
 
     settings = AnalysisSettings.from_config(validate_config({"systems": ["lj"]})["analysis"])
-    settings = AnalysisSettings(**{**settings.__dict__, "density_max": {"model": 0.95}})
+    pores = {**settings.pores, "wall_sigma": {"model": 1.0}}
+    settings = AnalysisSettings(**{**settings.__dict__, "density_max": {"model": 0.95}, "pores": pores})
     metadata = {"system": "model", "k_B": 1.0, "length_unit": "sigma", "energy_unit": "epsilon", "temperature_unit": "epsilon/k_B",
                 "dimension": 1, "architecture": {"temperature_range": [0.6 * Tc, 1.4 * Tc]}}
     with tempfile.TemporaryDirectory() as tmp:

@@ -60,8 +60,8 @@ def _temperatures(Tc: float, reduced: list[float], count: int, T_high: float) ->
 
 def pole_box(functional, poles: Mapping[str, Any]) -> tuple[float, float]:
     """Search box of the pole solver in 1/length: multiples of 1/interaction_range, capped at the grid's Nyquist."""
-    a1_max = min(poles.get("max_wavenumber", 40.0) / functional.interaction_range, np.pi / functional.dz)
-    return a1_max, poles.get("max_decay_rate", 6.0) / functional.interaction_range
+    a1_max = min(poles["max_wavenumber"] / functional.interaction_range, np.pi / functional.dz)
+    return a1_max, poles["max_decay_rate"] / functional.interaction_range
 
 
 WIDOM_COLUMNS = ["definition", "T", "rho", "beta_p", "p", "value"]
@@ -80,14 +80,14 @@ def supercritical(functional, excess, diagram: PhaseDiagram, settings, rho_max: 
     else:
         w, fw, poles = settings.widom, settings.fisher_widom, settings.poles
         a1_max, a0_max = pole_box(functional, poles)
-        T_iso = _temperatures(crit.T, w.get("reduced_temperatures", [1.02, 1.4]), w.get("isotherms", 6), T_high)
+        T_iso = _temperatures(crit.T, w["reduced_temperatures"], w["isotherms"], T_high)
         isotherms = [Isotherm.from_functional(excess, float(T), rho_max, settings.chebyshev_degree) for T in T_iso]
         points = s0_isotherm_line(isotherms, crit.T)
-        rho_grid = rho_max * np.linspace(0.02, 0.95, poles.get("densities", 16))
+        rho_grid = rho_max * np.linspace(0.02, 0.95, poles["densities"])
         points += xi_isotherm_line(functional, isotherms, crit.T, rho_grid, a1_max, a0_max)
-        T_bar = crit.T * np.linspace(1.0 + 1e-3, w.get("reduced_temperatures", [1.02, 1.4])[1] * 1.1, w.get("isobar_temperatures", 32))
+        T_bar = crit.T * np.linspace(1.0 + 1e-3, w["reduced_temperatures"][1] * 1.1, w["isobar_temperatures"])
         T_bar = T_bar[T_bar <= T_high * (1 + 1e-12)]
-        p_kT = [crit.beta_p * crit.T * r for r in w.get("reduced_pressures", [1.1, 1.5, 2.0])]
+        p_kT = [crit.beta_p * crit.T * r for r in w["reduced_pressures"]]
         if T_bar.size >= 3:
             points += isobar_lines(excess, p_kT, T_bar, rho_max, k_B, with_cp=T_high > T_low)
         for pt in points:
@@ -95,7 +95,7 @@ def supercritical(functional, excess, diagram: PhaseDiagram, settings, rho_max: 
         summary["widom_points"] = {d: sum(p.definition == d for p in points) for d in sorted({p.definition for p in points})}
         if not points:
             summary["reason"] = "no response maximum inside the analysed temperature and density ranges"
-        T_fw = crit.T * np.linspace(*fw.get("reduced_temperatures", [0.8, 1.4]), fw.get("temperatures", 6))
+        T_fw = crit.T * np.linspace(*fw["reduced_temperatures"], fw["temperatures"])
         for T in T_fw[(T_fw >= T_low) & (T_fw <= T_high)]:
             iso = Isotherm.from_functional(excess, float(T), rho_max, settings.chebyshev_degree)
             try:
@@ -132,7 +132,7 @@ def interface(functional, excess, diagram: PhaseDiagram, settings, rho_max: floa
     from ..cdft.solver import ConvergenceError, SolverSettings
     from .interfaces import free_interface
 
-    T = _state_temperature(diagram, settings.interface.get("reduced_temperature", 0.85))
+    T = _state_temperature(diagram, settings.interface["reduced_temperature"])
     columns = ["status", "reason", "T", "rho_vapour_bulk", "rho_liquid_bulk", "rho_vapour_slab", "rho_liquid_slab", "beta_gamma", "gamma"]
     if T is None:
         row = {"status": "not found", "reason": f"no binodal: {diagram.reason}"}
@@ -140,7 +140,7 @@ def interface(functional, excess, diagram: PhaseDiagram, settings, rho_max: floa
         return {"reason": row["reason"]}
     try:
         co = _coexistence_at(excess, T, rho_max, settings.chebyshev_degree)
-        box = settings.interface.get("box_ranges", 24) * functional.interaction_range
+        box = settings.interface["box_ranges"] * functional.interaction_range
         box = round(box / functional.dz) * functional.dz
         slab = free_interface(functional, co, box, SolverSettings(tol=1e-8 * rho_max, max_iter=20000))
     except (NotFound, ConvergenceError) as exc:
@@ -176,11 +176,11 @@ def pores(functional, excess, diagram: PhaseDiagram, settings, rho_max: float, k
 
     p = settings.pores
     columns = ["status", "reason", "T", "H", "beta_mu_sat", "beta_mu_cc", "shift_times_H", "kelvin_shift_times_H", "mean_density_gas", "mean_density_liquid"]
-    T = _state_temperature(diagram, p.get("reduced_temperature", 0.85))
-    wall_sigma = float(p.get("wall_sigma", {}).get(system, 1.0))
-    wall = Wall(float(p.get("wall_strength", 1.0)), wall_sigma)
+    T = _state_temperature(diagram, p["reduced_temperature"])
+    wall_sigma = float(p["wall_sigma"][system])
+    wall = Wall(float(p["wall_strength"]), wall_sigma)
     solver = SolverSettings(tol=1e-7 * rho_max, max_iter=20000)
-    widths = sorted(round(w * wall_sigma / functional.dz) * functional.dz for w in p.get("widths", [6.0, 8.0, 12.0]))
+    widths = sorted(round(w * wall_sigma / functional.dz) * functional.dz for w in p["widths"])
     reason = None if T is not None else f"no binodal: {diagram.reason}"
     if reason is None:
         try:
@@ -196,8 +196,8 @@ def pores(functional, excess, diagram: PhaseDiagram, settings, rho_max: float, k
     beta_gamma = interface_summary.get("beta_gamma")
     rows, isotherm_rows = [], []
     for H in widths:
-        centre, half = co.beta_mu - kelvin / H, p.get("mu_window", 0.8) * abs(kelvin) / H + 1e-3
-        mus = centre + half * np.linspace(-1.0, 1.0, p.get("chemical_potentials", 9))
+        centre, half = co.beta_mu - kelvin / H, p["mu_window"] * abs(kelvin) / H + 1e-3
+        mus = centre + half * np.linspace(-1.0, 1.0, p["chemical_potentials"])
         z, beta_V = slit_potential(functional, wall, H)
         ads = pore_branch(functional, beta_V, H, T, mus, None, k_B, solver)
         filled = np.where(np.isfinite(beta_V), co.rho_liquid, 0.0)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,24 +33,23 @@ from .bulk import NotFound, PhaseDiagram, functional_excess, phase_diagram
 
 @dataclass(frozen=True)
 class AnalysisSettings:
-    """The ``analysis`` config section (see workflow/schemas/config.schema.yaml for meanings)."""
+    """The validated ``analysis`` config section (meanings and defaults: workflow/schemas/config.schema.yaml)."""
 
-    isotherms: int = 24
-    binodal_points: int = 32
-    chebyshev_degree: int = 96
-    eos_densities: int = 200
-    density_max: Mapping[str, float] = field(default_factory=lambda: {"water": 0.045, "co2": 0.03, "lj": 1.0, "hard_rods": 0.9})
-    widom: Mapping[str, Any] = field(default_factory=dict)
-    poles: Mapping[str, Any] = field(default_factory=dict)
-    fisher_widom: Mapping[str, Any] = field(default_factory=dict)
-    interface: Mapping[str, Any] = field(default_factory=dict)
-    pores: Mapping[str, Any] = field(default_factory=dict)
-    example_profiles: int = 3
+    isotherms: int
+    binodal_points: int
+    chebyshev_degree: int
+    eos_densities: int
+    density_max: Mapping[str, float]
+    widom: Mapping[str, Any]
+    poles: Mapping[str, Any]
+    fisher_widom: Mapping[str, Any]
+    interface: Mapping[str, Any]
+    pores: Mapping[str, Any]
+    example_profiles: int
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> "AnalysisSettings":
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in section.items() if k in known})
+        return cls(**{name: section[name] for name in cls.__dataclass_fields__})
 
 
 def _timed(timings: dict[str, float], name: str, start: float) -> None:
