@@ -53,7 +53,8 @@ def main() -> None:
     pore_branch(fluid, beta_V, H, T, mus[::-1], np.where(np.isfinite(beta_V), co.rho_liquid, 0.0), settings=solver)
     print(f"pore isotherm (H = {H:g} sigma, 2 branches x 9 mu):           {seconds(start)}")
 
-    a1_max, a0_max = pole_box(fluid, {})
+    config = validate_config({"systems": ["lj"]})["analysis"]
+    a1_max, a0_max = pole_box(fluid, config["poles"])
     isotherms = [Isotherm.from_functional(excess, t, 0.95) for t in Tc * np.linspace(1.02, 1.4, 6)]
     rho_grid = 0.95 * np.linspace(0.02, 0.95, 16)
     start = time.perf_counter()
@@ -70,7 +71,7 @@ def main() -> None:
             pass
     print(f"Fisher-Widom line ({found}/6 temperatures):                       {seconds(start)}")
 
-    settings = AnalysisSettings.from_config(validate_config({"systems": ["lj"]})["analysis"])
+    settings = AnalysisSettings.from_config(config)
     pores = {**settings.pores, "wall_sigma": {"model": 1.0}}
     settings = AnalysisSettings(**{**settings.__dict__, "density_max": {"model": 0.95}, "pores": pores})
     metadata = {"system": "model", "k_B": 1.0, "length_unit": "sigma", "energy_unit": "epsilon", "temperature_unit": "epsilon/k_B",
