@@ -10,6 +10,8 @@ REQUIREMENTS := requirements/constraints.txt requirements/build.txt requirements
 STAMP := $(VENV)/.env-$(shell cat $(REQUIREMENTS) | sha256sum | cut -c1-16)
 CORES ?= $(shell nproc)
 SNAKEMAKE := $(VENV)/bin/snakemake
+# Rules call the `liquidscale` CLI and tests call snakemake: both come from .venv.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: env demo test test-fast lint bench clean-env help
 

@@ -13,11 +13,11 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/reference.smk"
 include: "workflow/rules/mlip.smk"
 include: "workflow/rules/sampling.smk"
+include: "workflow/rules/cdft.smk"
+include: "workflow/rules/analysis.smk"
 
 
 rule all:
     default_target: True
     input:
-        rules.reference.input,
-        rules.mlip.input,
-        rules.profiles.input,
+        rules.analysis.input,

@@ -19,6 +19,8 @@ STAGES = {
     "config": "liquidscale.config",
     "reference": "liquidscale.reference.cli",
     "mlip": "liquidscale.mlip.cli",
+    "analysis": "liquidscale.analysis.cli",
+    "cdft": "liquidscale.cdft.cli",
 }
 
 
