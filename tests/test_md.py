@@ -7,7 +7,7 @@ torch = pytest.importorskip("torch")
 
 from liquidscale.external import ExternalPotential  # noqa: E402
 from liquidscale.md.engine import FailureChecks, LangevinEngine  # noqa: E402
-from liquidscale.md.potential import REDUCED, LennardJones  # noqa: E402
+from liquidscale.md.potential import METAL, REDUCED, IdealGas, LennardJones  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -110,3 +110,19 @@ def test_external_force_acts_on_site_only():
     expected = -1.3 * pot.beta_v_and_derivative(z)[1]
     torch.testing.assert_close(diff[0, :, 2], expected)
     assert diff[..., :2].abs().max() == 0
+
+
+def test_dissociated_molecule_fails_its_replica():
+    from liquidscale.molecules import WATER
+
+    geometry = WATER.geometry()
+    molecules = np.stack([geometry + [2.0, 2.0, 2.0], geometry + [6.0, 6.0, 6.0]]).reshape(-1, 3)
+    broken = molecules.copy()
+    broken[1] = broken[0] + [2.0, 0.0, 0.0]  # an H 2 Å from its O
+    symbols = list(WATER.symbols) * 2
+    engine = LangevinEngine(
+        IdealGas(), symbols, np.tile(WATER.masses, 2), [s == "O" for s in symbols], np.stack([molecules, broken]),
+        np.full((2, 3), 10.0), [300.0, 300.0], [1, 2], METAL, 0.0005, 5.0, checks=FailureChecks(molecule=WATER, min_distance=0.5),
+    )  # fmt: skip
+    found = engine.check_failures()
+    assert list(found) == [1] and "dissociated" in found[1]

@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 
 from liquidscale.external import ExternalPotential  # noqa: E402
 from liquidscale.md.engine import FailureChecks, LangevinEngine  # noqa: E402
-from liquidscale.md.potential import REDUCED, LennardJones  # noqa: E402
+from liquidscale.md.potential import REDUCED, IdealGas, LennardJones  # noqa: E402
 from liquidscale.sampling.initial import place_molecules  # noqa: E402
 from liquidscale.sampling.profiles import ProfileAccumulator  # noqa: E402
 
@@ -20,16 +20,6 @@ WALL = {"kind": "hard_wall", "center": 2.0, "half_width": 1.0}
 @pytest.fixture(autouse=True)
 def _one_thread():
     torch.set_num_threads(1)
-
-
-class IdealGas:
-    """Non-interacting particles: the exact reference rho(z) = N exp(-beta V) / (A integral exp(-beta V))."""
-
-    type_map = ("X",)
-    cutoff = 0.0
-
-    def __call__(self, positions, cell_lengths):
-        return positions.new_zeros(positions.shape[0]), torch.zeros_like(positions)
 
 
 def _simulate(potential, n, box, temperatures, externals, steps, equilibration=300, bin_width=0.01, timestep=0.005, separation=0.9, every=5, minimise=100):

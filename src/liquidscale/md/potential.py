@@ -104,3 +104,16 @@ class LennardJones:
         """W = sum over pairs r_ij . F_ij [B]; the pressure is (N k T + W / 3) / V."""
         _, _, inv_r2, inv_r6 = self._pairs(positions, cell_lengths)
         return 0.5 * (24.0 * (2.0 * inv_r6 * inv_r6 - inv_r6)).sum((1, 2))
+
+
+class IdealGas:
+    """Non-interacting particles: under V_ext alone rho(z) is exactly N exp(-beta V) / (A integral exp(-beta V)),
+    the reference that checks the external-potential, thermostat and profile machinery."""
+
+    type_map = ("X",)
+    cutoff = 0.0
+
+    def __call__(self, positions: "torch.Tensor", cell_lengths: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+        import torch
+
+        return positions.new_zeros(positions.shape[0]), torch.zeros_like(positions)
