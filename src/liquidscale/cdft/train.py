@@ -1,8 +1,11 @@
 """Training the neural c1 functional on a profile dataset, and its held-out metrics.
 
 Target (Euler-Lagrange): c1(z) = ln rho(z) + beta V_ext(z) - beta mu_k. Where a run's mu is known
-(hard rods) it is used; otherwise (canonical MD) beta mu_k is a trainable parameter fitted jointly
-with the network ("neural mu"); the network's exact gauge c1[rho = 0] = 0 makes the fit unique.
+(hard rods) it is used; otherwise (canonical MD) beta mu_k is fitted jointly with the network
+("neural mu"). The per-run parameters enter the loss quadratically, so at every step they are set to
+their exact least-squares optimum for the current network (the masked mean of ln rho + beta V - c1)
+instead of being chased by gradient steps: the same joint minimum, reached as fast as with known mu.
+The network's exact gauge c1[rho = 0] = 0 makes the fit unique.
 Bins with too little density for a meaningful log are masked. Runs are mirrored z -> -z.
 Interrupted trainings resume from ``checkpoint.pt`` (plain tensors, loaded with weights_only).
 """
@@ -45,7 +48,6 @@ class TrainingSettings:
     warmup_passes: int = 30
     learning_rate: float = 1e-3
     final_learning_rate: float = 1e-5
-    mu_learning_rate: float = 1e-2
     batch_runs: int = 8
     min_density_fraction: float = 1e-3
     mirror: bool = True
@@ -147,15 +149,13 @@ class _Trainer:
         self.model = NeuralC1(dz, s.window, s.channels, density_scale, [float(T.min()), float(T.max())])
         self.beta_mu_known = train.beta_mu_known
         self.known = torch.isfinite(train.beta_mu_known) & s.use_known_mu
-        start = (train.log_boltzmann_inverse * train.mask).sum(1) / train.mask.sum(1)  # ideal-gas guess
-        self.beta_mu_free = torch.nn.Parameter(start.clone())
         mirrored = (lambda x: torch.cat([x, x.flip(-1)])) if s.mirror else (lambda x: x)
         self.rho, self.mask, self.base = (mirrored(x) for x in (train.rho, train.mask, train.log_boltzmann_inverse))
         self.T = train.T.repeat(2) if s.mirror else train.T
         self.run_index = torch.arange(len(train)).repeat(2 if s.mirror else 1)
         if s.optimizer == "lbfgs":
             self.optimizer = torch.optim.LBFGS(
-                [*self.model.parameters(), self.beta_mu_free],
+                self.model.parameters(),
                 lr=1.0,
                 max_iter=s.lbfgs_iterations,
                 history_size=50,
@@ -164,9 +164,7 @@ class _Trainer:
                 tolerance_change=1e-16,
             )
         elif s.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(
-                [{"params": self.model.parameters()}, {"params": [self.beta_mu_free], "lr": s.mu_learning_rate}], lr=s.learning_rate
-            )
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=s.learning_rate)
         else:
             raise UserError(f"config key 'cdft.optimizer': {s.optimizer!r} is not 'lbfgs' or 'adam'")
         decay = (s.final_learning_rate / s.learning_rate) ** (1.0 / max(s.max_epochs, 1))
@@ -175,16 +173,15 @@ class _Trainer:
         self.history: list[list[float]] = []
         self.best_val = math.inf
         self.best_state: dict[str, torch.Tensor] = {}
-        self.best_beta_mu = self.beta_mu.detach().clone()
-
-    @property
-    def beta_mu(self) -> torch.Tensor:
-        return torch.where(self.known, self.beta_mu_known, self.beta_mu_free)
 
     def loss(self, rows: torch.Tensor | slice) -> torch.Tensor:
-        target = self.base[rows] - self.beta_mu[self.run_index[rows], None]
-        mask = self.mask[rows]
-        return (((self.model.c1(self.rho[rows], self.T[rows]) - target) ** 2) * mask).sum() / mask.sum()
+        """Masked mean squared c1 error; unknown beta mu_k at their least-squares optimum for these rows."""
+        mask, runs = self.mask[rows], self.run_index[rows]
+        residual = (self.base[rows] - self.model.c1(self.rho[rows], self.T[rows])) * mask
+        count = torch.zeros(len(self.known), dtype=torch.float64).index_add_(0, runs, mask.sum(1).double())
+        fitted = torch.zeros(len(self.known), dtype=torch.float64).index_add_(0, runs, residual.sum(1)) / count.clamp_min(1)
+        beta_mu = torch.where(self.known, self.beta_mu_known, fitted)
+        return (((residual - beta_mu[runs, None]) * mask) ** 2).sum() / mask.sum()
 
     def run_epoch(self) -> float:
         self.model.train()
@@ -193,10 +190,10 @@ class _Trainer:
             self.scheduler.step()
             return loss
         if self.epoch == 0:  # L-BFGS converges far faster from a roughly fitted network
-            warmup = torch.optim.Adam([*self.model.parameters(), self.beta_mu_free], lr=self.settings.learning_rate * 3)
+            warmup = torch.optim.Adam(self.model.parameters(), lr=self.settings.learning_rate * 3)
             for step in range(self.settings.warmup_passes):
                 self._adam_pass(warmup, -1 - step)
-        return float(self.optimizer.step(self._closure))
+        return self.optimizer.step(self._closure).item()
 
     def _adam_pass(self, optimizer: torch.optim.Optimizer, seed_offset: int) -> float:
         """One pass over the (mirrored) training runs in seeded random minibatches."""
@@ -222,26 +219,21 @@ class _Trainer:
             "key": key,
             "epoch": self.epoch,
             "model": self.model.state_dict(),
-            "beta_mu_free": self.beta_mu_free.detach(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "history": torch.tensor(self.history, dtype=torch.float64).reshape(-1, 4),
             "best_val": self.best_val,
             "best_state": self.best_state,
-            "best_beta_mu": self.best_beta_mu,
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.epoch = int(state["epoch"])
         self.model.load_state_dict(state["model"])
-        with torch.no_grad():
-            self.beta_mu_free.copy_(state["beta_mu_free"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.history = state["history"].tolist()
         self.best_val = float(state["best_val"])
         self.best_state = dict(state["best_state"])
-        self.best_beta_mu = state["best_beta_mu"]
 
 def train_functional(ds, settings: TrainingSettings, seed: int, out_dir: str | Path, provenance: Mapping[str, Any]) -> dict[str, Any]:
     """Train on the train runs with early stopping on the val runs; write model, curve and held-out metrics.
@@ -268,7 +260,6 @@ def train_functional(ds, settings: TrainingSettings, seed: int, out_dir: str | P
         if val_mse < trainer.best_val:
             trainer.best_val, stale = val_mse, 0
             trainer.best_state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
-            trainer.best_beta_mu = trainer.beta_mu.detach().clone()
         else:
             stale += 1
         if trainer.epoch % settings.checkpoint_every == 0:
@@ -276,7 +267,7 @@ def train_functional(ds, settings: TrainingSettings, seed: int, out_dir: str | P
                 torch.save(trainer.state(key), tmp)
     trainer.model.load_state_dict(trainer.best_state)
     trainer.model.eval()
-    metrics = held_out_metrics(trainer.model, splits, settings, trainer.best_beta_mu, ds)
+    metrics = held_out_metrics(trainer.model, splits, settings, ds)
     metrics.update(epochs=trainer.epoch, best_val_mse=trainer.best_val)
     save_model(trainer.model, _metadata(ds, settings, data_hash, provenance), out_dir)
     _write_curve(trainer.history, out_dir)
@@ -297,8 +288,9 @@ def _resume(trainer: _Trainer, path: Path, key: str) -> None:
         trainer.restore(state)
 
 
-def held_out_metrics(model: NeuralC1, splits: Mapping[str, Runs], settings: TrainingSettings, train_beta_mu: torch.Tensor, ds) -> dict[str, Any]:
+def held_out_metrics(model: NeuralC1, splits: Mapping[str, Runs], settings: TrainingSettings, ds) -> dict[str, Any]:
     """c1 errors on test runs; per test run the canonical self-consistent rho (same N) vs the data; fitted mu."""
+    train_beta_mu = fitted_beta_mu(model, splits["train"])
     test = splits["test"]
     errors = c1_errors(model, test, settings.use_known_mu)
     train = splits["train"]
@@ -364,7 +356,7 @@ def _write_curve(history: list[list[float]], out_dir: Path) -> None:
     with atomic_path(out_dir / CURVE_CSV) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["epoch", "train_mse_c1", "val_mse_c1", "learning_rate"])
-        writer.writerows(history)
+        writer.writerows([int(row[0]), *row[1:]] for row in history)
     data = np.asarray(history).reshape(-1, 4)
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.semilogy(data[:, 0], data[:, 1], label="train")
