@@ -14,6 +14,18 @@ from ..errors import UserError
 from ..external import ExternalPotential
 
 
+# smallest distance between atoms of different molecules, as a fraction of the centre separation
+# (2.6 Å between O gives >= 1.56 Å between any two atoms, below an O-H...O hydrogen bond's 1.8 Å)
+ATOM_SEPARATION = 0.6
+
+
+def _closest(points: np.ndarray, others: np.ndarray, box: np.ndarray) -> float:
+    """Smallest minimum-image distance between any of ``points`` and any of ``others``."""
+    delta = points[:, None, :] - others[None, :, :]
+    delta -= box * np.round(delta / box)
+    return float(np.sqrt(np.min(np.einsum("ijk,ijk->ij", delta, delta))))
+
+
 def random_rotation(rng: np.random.Generator) -> np.ndarray:
     """A uniformly random 3x3 rotation (from a normalised Gaussian quaternion)."""
     q = rng.normal(size=4)
@@ -45,7 +57,9 @@ def place_molecules(
     """
     box = np.asarray(box, dtype=float)
     half_slab = 0.5 * slab_width * box[2]
+    n_atoms = len(template)
     centres = np.empty((n_molecules, 3))
+    atoms = np.empty((n_molecules, n_atoms, 3))
     separation = min_separation
     placed, attempts = 0, 0
     while placed < n_molecules:
@@ -55,11 +69,13 @@ def place_molecules(
         if external is not None:
             trials = trials[external.beta_v(trials[:, 2]) < max_beta_v]
         for trial in trials:
-            delta = centres[:placed] - trial
-            delta -= box * np.round(delta / box)
-            if placed and np.min(np.einsum("ij,ij->i", delta, delta)) < separation**2:
+            if placed and _closest(centres[:placed], trial[None], box) < separation:
                 continue
-            centres[placed] = trial
+            molecule = trial + template @ random_rotation(rng).T
+            # atoms of different molecules (e.g. H...H) no closer than the atom-level separation
+            if placed and n_atoms > 1 and _closest(atoms[:placed].reshape(-1, 3), molecule, box) < ATOM_SEPARATION * separation:
+                continue
+            centres[placed], atoms[placed] = trial, molecule
             placed += 1
             if placed == n_molecules:
                 break
@@ -70,5 +86,4 @@ def place_molecules(
             attempts = 0
             if separation < 0.3 * min_separation:
                 raise UserError(f"cannot place {n_molecules} molecules in box {box.tolist()}: lower the density or the wall coverage (sampling settings)")
-    atoms = np.stack([c + template @ random_rotation(rng).T for c in centres])
     return (atoms.reshape(-1, 3)) % box
