@@ -126,3 +126,22 @@ def test_dissociated_molecule_fails_its_replica():
     )  # fmt: skip
     found = engine.check_failures()
     assert list(found) == [1] and "dissociated" in found[1]
+
+
+def test_lj_neighbour_list_matches_all_pairs_as_atoms_move():
+    rng = np.random.default_rng(3)
+    positions, box = _cubic_lattice(6, 0.8)
+    x = torch.tensor(positions + rng.normal(0, 0.1, positions.shape))[None].repeat(2, 1, 1)
+    cell = torch.tensor(box)[None].repeat(2, 1)
+    lj = LennardJones(2.5)
+    for _ in range(6):  # small moves reuse the list, larger ones rebuild it
+        x = x + torch.tensor(rng.normal(0, 0.08, x.shape))
+        energy, forces = lj(x, cell)
+        delta = x[:, :, None, :] - x[:, None, :, :]
+        delta = delta - cell[:, None, None, :] * (delta / cell[:, None, None, :]).round()
+        r = (delta * delta).sum(-1).sqrt() + torch.eye(x.shape[1])[None] * 10
+        u = torch.where(r < 2.5, 4 * (r**-12 - r**-6) - lj.shift, torch.zeros_like(r))
+        torch.testing.assert_close(energy, 0.5 * u.sum((1, 2)))
+        w = torch.where(r < 2.5, 24 * (2 * r**-12 - r**-6), torch.zeros_like(r))
+        torch.testing.assert_close(lj.virial(x, cell), 0.5 * w.sum((1, 2)))
+        assert forces.sum(1).abs().max() < 1e-12 * forces.abs().sum()  # Newton's third law
