@@ -89,3 +89,21 @@ def test_no_features_gives_zero_potential():
     pot = random_potential(5, L, settings)
     assert pot.terms == () and np.all(pot.beta_v(np.linspace(0, L, 11)) == 0)
     assert math.isclose(L, pot.length)
+
+
+def test_batched_evaluation_equals_each_potential():
+    torch = pytest.importorskip("torch")
+    from liquidscale.external import BatchedExternal
+
+    settings = RandomPotentialSettings(cap=3.0, p_fourier=0.8, p_linear=0.6, p_soft_wall=0.6, p_hard_wall=0.5)
+    pots = [random_potential((2, run), L, settings).finite(30.0, 0.05) for run in range(12)] + [None]
+    batched = BatchedExternal(pots, torch.float64, "cpu")
+    z = torch.tensor(np.random.default_rng(0).uniform(-L, 2 * L, size=(len(pots), 300)))
+    value, slope = batched.beta_v_and_derivative(z)
+    for row, pot in enumerate(pots):
+        expected = pot.beta_v_and_derivative(z[row]) if pot is not None else (torch.zeros(300), torch.zeros(300))
+        torch.testing.assert_close(value[row], expected[0].to(value.dtype))
+        torch.testing.assert_close(slope[row], expected[1].to(slope.dtype))
+    keep = torch.tensor([b % 2 == 0 for b in range(len(pots))])
+    batched.select(keep)
+    torch.testing.assert_close(batched.beta_v_and_derivative(z[keep])[0], value[keep])

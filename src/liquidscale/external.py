@@ -237,3 +237,94 @@ def _scale_to_cap(terms: list[dict[str, Any]], length: float, cap: float) -> Non
             term["values"] = [v * factor for v in term["values"]]
         else:
             term["amplitude"] *= factor
+
+
+class BatchedExternal:
+    """Finite external potentials of B replicas evaluated together in torch (one set of kernels per
+    step whatever B is): terms of each kind are packed into zero-padded [B, M] parameter tensors.
+
+    Hard walls must have been made finite (:meth:`ExternalPotential.finite`). Replicas without a
+    potential get all-zero parameters. ``select`` keeps rows when the engine drops failed replicas.
+    """
+
+    def __init__(self, potentials: Sequence[ExternalPotential | None], dtype, device):
+        import torch
+
+        if any(p is not None and p.has_hard_wall for p in potentials):
+            raise ValueError("BatchedExternal needs finite potentials; call ExternalPotential.finite() first")
+        self.length = torch.tensor([p.length if p is not None else 1.0 for p in potentials], dtype=dtype, device=device)[:, None]
+        terms = [list(p.terms) if p is not None else [] for p in potentials]
+
+        def packed(kind: str, keys: Sequence[str]) -> "torch.Tensor":
+            rows = [[[float(t[k]) for k in keys] for t in ts if t["kind"] == kind] for ts in terms]
+            width = max([len(r) for r in rows] + [1])
+            table = torch.zeros(len(rows), width, len(keys), dtype=dtype, device=device)
+            for b, row in enumerate(rows):
+                if row:
+                    table[b, : len(row)] = torch.tensor(row, dtype=dtype)
+            return table
+
+        self.fourier = packed("fourier", ("n", "amplitude", "phase"))
+        walls = packed("soft_wall", ("center", "half_width", "amplitude", "softness"))
+        walls[..., 3] = torch.where(walls[..., 3] > 0, walls[..., 3], torch.ones_like(walls[..., 3]))  # padding: amplitude 0, any width
+        self.walls = walls
+        self.knots, self.values = self._pack_linear(terms, potentials, dtype, device)
+
+    @staticmethod
+    def _pack_linear(terms, potentials, dtype, device):
+        """Periodically extended knots/values per replica [B, K] (one piecewise-linear term at most)."""
+        import torch
+
+        rows = []
+        for ts, pot in zip(terms, potentials):
+            linear = [t for t in ts if t["kind"] == "piecewise_linear"]
+            if len(linear) > 1:
+                raise ValueError("BatchedExternal supports one piecewise-linear term per potential")
+            if linear:
+                length = pot.length
+                knots = np.asarray(linear[0]["knots"], dtype=float) % length
+                order = np.argsort(knots)
+                knots, values = knots[order], np.asarray(linear[0]["values"], dtype=float)[order]
+                rows.append((np.concatenate([[knots[-1] - length], knots, [knots[0] + length]]), np.concatenate([[values[-1]], values, [values[0]]])))
+            else:
+                rows.append((np.array([0.0, 1.0e9]), np.zeros(2)))
+        width = max(len(k) for k, _ in rows)
+        # pad by repeating the last knot far away with the last value (zero slope, never reached)
+        knots = np.stack([np.concatenate([k, k[-1] + 1.0e9 * np.arange(1, width - len(k) + 1)]) for k, _ in rows])
+        values = np.stack([np.concatenate([v, np.full(width - len(v), v[-1])]) for _, v in rows])
+        return torch.tensor(knots, dtype=dtype, device=device), torch.tensor(values, dtype=dtype, device=device)
+
+    def select(self, keep: "torch.Tensor") -> None:
+        for name in ("length", "fourier", "walls", "knots", "values"):
+            setattr(self, name, getattr(self, name)[keep])
+
+    def beta_v_and_derivative(self, z: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+        """beta*V and its z-derivative at ``z`` [B, n] (row b with replica b's potential)."""
+        length = self.length
+        # Fourier modes: [B, n, M]
+        n, amplitude, phase = (self.fourier[..., k][:, None, :] for k in range(3))
+        k = 2.0 * math.pi * n / length[:, :, None]
+        arg = k * z[..., None] + phase
+        value = (amplitude * arg.cos()).sum(-1)
+        slope = (-amplitude * k * arg.sin()).sum(-1)
+        # soft walls: amplitude * sigmoid((half_width - |d|) / softness)
+        center, half, height, soft = (self.walls[..., k][:, None, :] for k in range(4))
+        d = z[..., None] - center
+        lz = length[:, :, None]
+        d = d - lz * (d / lz + 0.5).floor()
+        s = 0.5 * (1.0 + (0.5 * (half - d.abs()) / soft).tanh())
+        value = value + (height * s).sum(-1)
+        slope = slope - (height * s * (1.0 - s) * d.sign() / soft).sum(-1)
+        # piecewise linear (periodic)
+        zz = z - length * (z / length).floor()
+        idx = (torch_searchsorted(self.knots, zz) - 1).clamp(0, self.knots.shape[1] - 2)
+        k0, k1 = self.knots.gather(1, idx), self.knots.gather(1, idx + 1)
+        v0, v1 = self.values.gather(1, idx), self.values.gather(1, idx + 1)
+        grad = (v1 - v0) / (k1 - k0)
+        return value + v0 + grad * (zz - k0), slope + grad
+
+
+def torch_searchsorted(sorted_rows, values):
+    import torch
+
+    return torch.searchsorted(sorted_rows.contiguous(), values.contiguous(), right=True)

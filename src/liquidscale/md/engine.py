@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..external import ExternalPotential
+from ..external import BatchedExternal, ExternalPotential
 from .potential import Potential, Units, check_box, minimum_image
 
 
@@ -90,7 +90,8 @@ class LangevinEngine:
         self.temperature = torch.as_tensor(np.array(temperatures, dtype=float), **kw).reshape(n_rep)
         self.kT = units.k_B * self.temperature
         externals = list(externals) if externals is not None else [None] * n_rep
-        self.externals = [None if e is None or not e.terms else e.finite(md_wall_height, md_wall_softness) for e in externals]
+        finite = [None if e is None or not e.terms else e.finite(md_wall_height, md_wall_softness) for e in externals]
+        self.external = BatchedExternal(finite, self.x.dtype, self.x.device) if any(finite) else None
         self.ids = torch.arange(n_rep, device=kw["device"])  # original replica index of each active row
         self.failures: dict[int, str] = {}
         self.generators = []
@@ -140,16 +141,11 @@ class LangevinEngine:
     def compute_forces(self) -> None:
         energy, forces = self.potential(self.x, self.cell)
         forces = forces.clone()
-        z = self.site_z()
-        external = self.torch.zeros_like(energy)
-        for row, rid in enumerate(self.ids.tolist()):
-            pot = self.externals[rid]
-            if pot is None:
-                continue
-            beta_v, slope = pot.beta_v_and_derivative(z[row])
-            external[row] = self.kT[row] * beta_v.sum()
-            forces[row, self.site, 2] -= self.kT[row] * slope
-        self.energy = energy + external
+        if self.external is not None:
+            beta_v, slope = self.external.beta_v_and_derivative(self.site_z())
+            energy = energy + self.kT * beta_v.sum(-1)
+            forces[:, self.site, 2] -= self.kT[:, None] * slope
+        self.energy = energy
         self.forces = forces
 
     def potential_energy(self) -> "torch.Tensor":
@@ -238,3 +234,5 @@ class LangevinEngine:
         keep = self.torch.tensor([rid not in failed for rid in self.ids.tolist()], device=self.x.device)
         for name in ("x", "v", "forces", "energy", "cell", "temperature", "kT", "ids"):
             setattr(self, name, getattr(self, name)[keep])
+        if self.external is not None:
+            self.external.select(keep)
