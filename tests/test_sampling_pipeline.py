@@ -104,3 +104,16 @@ def test_aggregation_streams_and_rejects_mismatched_grids(campaign, tmp_path):
     with pytest.raises(UserError, match="z grid differs"):
         aggregate([root / "batch0.nc", tmp_path / "bad.nc"], tmp_path / "profiles.nc", settings)
     assert not (tmp_path / "profiles.nc").exists()
+
+
+def test_force_sampling_estimator_can_be_the_dataset_density(campaign, tmp_path):
+    root, _, histogram = campaign
+    from liquidscale.sampling.aggregate import aggregate
+
+    config = validate_config({**_config(), "profiles": {"estimator": "force"}})
+    aggregate([root / "batch0.nc", root / "batch1.nc"], tmp_path / "profiles.nc", stage_settings(config, "lj", "profiles"))
+    ds = open_profile_dataset(tmp_path / "profiles.nc")
+    ok = ds["status"].values == STATUS_OK
+    np.testing.assert_array_equal(ds["rho_histogram"].values[ok], histogram["rho"].values[ok])
+    np.testing.assert_array_equal(ds["rho"].values[ok], np.clip(histogram["rho_force"].values[ok], 0, None))
+    assert ds.attrs["density_estimator"] == "force"

@@ -19,7 +19,6 @@ import numpy as np
 from ..errors import UserError
 from ..external import ExternalPotential, RandomPotentialSettings, random_potential
 
-LAYOUTS = ("uniform", "slab")
 COLUMNS = ("run", "batch", "replica", "T", "n_molecules", "box_x", "box_y", "box_z", "layout", "slab_width", "potential_seed", "thermostat_seed")
 
 
