@@ -23,6 +23,7 @@ from slurm.harness import (
     planned_jobs,
     result_hashes,
     run_locally,
+    slurm_campaign_targets,
     snakemake,
     write_config,
 )
@@ -145,27 +146,33 @@ def test_lint_prints_no_warnings(tmp_path):
 
 @pytest.fixture(scope="module")
 def reference_runs(tmp_path_factory) -> tuple[Path, Path, Path]:
-    """The reduced reference stage run for real, twice, in two workdirs."""
+    """The reduced campaign's cheap part (reference; lj sampling and profiles) run for real, twice, in two workdirs."""
     root = tmp_path_factory.mktemp("reference_runs")
     configfile = write_config(root, REDUCED_CONFIG)
+    targets = slurm_campaign_targets(configfile, root / "probe")
     first, second = root / "first", root / "second"
-    run_locally(first, configfile, ["reference"])
-    run_locally(second, configfile, ["reference"])
+    run_locally(first, configfile, targets)
+    run_locally(second, configfile, targets)
     return first, second, configfile
 
 
 def test_second_reference_run_does_nothing(reference_runs):
     first, _, configfile = reference_runs
     assert planned_jobs(first, configfile, ["reference"]) == {}
+    assert planned_jobs(first, configfile, slurm_campaign_targets(configfile, first)) == {}
 
 
 def test_same_config_gives_identical_outputs(reference_runs):
-    """Compared: every file under results/ (reference: deepmd/npy energies, forces, coordinates, type maps;
-    the generated clusters; summary.csv minus its wall-time column; failures.csv), byte for byte or value for
-    value (netCDF). Not compared: provenance.json (git commit), labels.extxyz (per-frame wall time)."""
-    first, second, _ = reference_runs
+    """Compared: every file under results/ (reference: deepmd/npy energies, forces, coordinates, type maps,
+    the generated clusters, summary.csv minus its wall-time column, failures.csv; lj: the state-point table,
+    every sampling batch and the profile dataset profiles.nc, value for value), byte for byte or, for netCDF,
+    every variable's values. Not compared: provenance.json and netCDF attributes (git commit, times),
+    labels.extxyz (per-frame wall time)."""
+    first, second, configfile = reference_runs
     hashes = result_hashes(first)
     assert any(name.endswith("energy.npy") for name in hashes), sorted(hashes)
+    if "profiles" in existing_stage_targets(configfile, first):
+        assert "results/lj/profiles.nc" in hashes, sorted(hashes)
     assert hashes == result_hashes(second)
 
 
@@ -182,12 +189,6 @@ def corrupted_campaign(reference_runs, tmp_path) -> tuple[Path, Path, Path, dict
     return workdir, configfile, victim, before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="liquidscale.reference.output.read_shards lets ase's XYZError ('Frame has 1 atoms, expected 3') escape "
-    "without the file's name; wrap it in a UserError naming the shard file (owner: reference stage)",
-)
 def test_corrupted_shard_gives_an_error_naming_it(corrupted_campaign):
     workdir, configfile, victim, _ = corrupted_campaign
     result = snakemake(workdir, configfile, ["--profile", "profiles/local", "--cores", "1", "reference", "--forcerun", "reference_collect"], timeout=300)
