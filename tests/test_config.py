@@ -123,3 +123,14 @@ def test_cli_config_check_prints_filled_config(tmp_path):
     assert run.returncode == 2
     assert "missing.yaml: file not found" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_config_readme_lists_every_key():
+    """config/README.md's key reference is the schema's, regenerated with `liquidscale config --docs`."""
+    from liquidscale.config import schema_markdown
+
+    readme = (ROOT / "config" / "README.md").read_text()
+    begin = readme.index("<!-- BEGIN GENERATED: liquidscale config --docs -->\n")
+    end = readme.index("<!-- END GENERATED -->")
+    generated = readme[begin:end].split("\n", 1)[1]
+    assert generated == schema_markdown(), "config/README.md is stale: regenerate the key reference with `liquidscale config --docs`"

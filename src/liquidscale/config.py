@@ -159,8 +159,12 @@ def schema_markdown() -> str:
 
 
 def _properties(node: Mapping[str, Any], root: Mapping[str, Any], prefix: str):
+    """(dotted key, schema node) of every leaf; a parent's own default overrides a shared definition's."""
+    parent_default = node.get("default") if isinstance(node.get("default"), dict) else {}
     for key, sub in node.get("properties", {}).items():
-        sub = _resolve(sub, root)
+        sub = dict(_resolve(sub, root))
+        if key in parent_default:
+            sub["default"] = parent_default[key]
         if sub.get("type") == "object" and sub.get("properties"):
             yield from _properties(sub, root, f"{prefix}.{key}")
         else:
