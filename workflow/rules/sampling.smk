@@ -10,6 +10,8 @@ rule sampling_statepoints:
         settings=settings_of("sampling"),
     log:
         "logs/{system}/sampling/statepoints.log",
+    conda:
+        "../../envs/deepmd.yaml"
     wildcard_constraints:
         system="|".join(SAMPLED) or "none",
     localrule: True
@@ -30,6 +32,8 @@ rule sampling_batch:
         "logs/{system}/sampling/batch{batch}.log",
     benchmark:
         "benchmarks/{system}/sampling/batch{batch}.tsv"
+    conda:
+        "../../envs/deepmd.yaml"
     wildcard_constraints:
         system="|".join(SAMPLED) or "none",
         batch=r"\d{4}",
@@ -55,6 +59,8 @@ rule profiles_aggregate:
         "logs/{system}/profiles.log",
     benchmark:
         "benchmarks/{system}/profiles.tsv"
+    conda:
+        "../../envs/analysis.yaml"
     wildcard_constraints:
         system="|".join(SAMPLED) or "none",
     resources:
