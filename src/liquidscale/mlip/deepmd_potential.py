@@ -2,8 +2,15 @@
 
 :class:`DeepMDPotential` follows the MD engine's ``Potential`` protocol: ``__call__(positions[B, N, 3],
 cell_lengths[B, 3]) -> (energy[B] eV, forces[B, N, 3] eV/Å)`` plus ``type_map`` and ``cutoff``. It
-calls the TorchScript module that ``dp --pt freeze`` writes directly (what ``deepmd.infer.DeepPot``
-does inside), so B replicas with the same atoms are one model call and tensors stay on their device.
+calls the TorchScript module that ``dp --pt freeze`` writes directly, the way ``deepmd.infer.DeepPot``
+does inside, so B replicas with the same atoms are one model call and tensors stay on their device.
+
+Periodic frames take DeePMD's own fast path (``DeepEval._eval_lower_strategy``): an O(N) cell-list
+neighbour list (vesin) that adds only the periodic images within the cutoff, then the model's
+``forward_common_lower`` on those extended coordinates, and the ghost-atom forces folded back onto
+their local atoms. The model's ``forward`` instead images every atom 27 times and sorts a dense
+N x 27N distance matrix on every call, which costs as much as the network itself for ~200 atoms.
+Non-periodic frames (``cell_lengths`` None) use ``forward``.
 """
 
 from __future__ import annotations
@@ -36,6 +43,10 @@ class DeepMDPotential:
         self.symbols = list(symbols)
         self.device = torch.device(device)
         self.atom_types = torch.tensor([self.type_map.index(s) for s in symbols], dtype=torch.long, device=self.device)
+        self.sel: list[int] = list(self.model.get_sel())
+        from deepmd.pt_expt.utils.vesin_neighbor_list import VesinNeighborList
+
+        self.neighbours = VesinNeighborList()
 
     def __call__(self, positions, cell_lengths=None):
         """Energies (B,) in eV and forces (B, N, 3) in eV/Å; ``cell_lengths`` None means no periodicity."""
@@ -44,13 +55,19 @@ class DeepMDPotential:
         positions = torch.as_tensor(positions, dtype=torch.float64, device=self.device)
         if positions.ndim == 2:
             positions = positions[None]
-        batch = positions.shape[0]
-        box = None
-        if cell_lengths is not None:
-            lengths = torch.as_tensor(cell_lengths, dtype=torch.float64, device=self.device).reshape(-1, 3).expand(batch, 3)
-            box = torch.diag_embed(lengths)
-        out = self.model(positions.detach(), self.atom_types.expand(batch, -1), box=box)
-        return out["energy"].reshape(batch).detach(), out["force"].reshape(batch, -1, 3).detach()
+        positions = positions.detach()
+        batch, n_atoms, _ = positions.shape
+        atom_types = self.atom_types.expand(batch, -1)
+        if cell_lengths is None:
+            out = self.model(positions, atom_types, box=None)
+            return out["energy"].reshape(batch).detach(), out["force"].reshape(batch, n_atoms, 3).detach()
+        lengths = torch.as_tensor(cell_lengths, dtype=torch.float64, device=self.device).reshape(-1, 3).expand(batch, 3)
+        extended, extended_types, nlist, mapping = self.neighbours.build(positions, atom_types, torch.diag_embed(lengths), self.cutoff, self.sel)
+        out = self.model.forward_common_lower(extended, extended_types, nlist, mapping)
+        # force on each extended atom [B, n_ext, 3]; a ghost's force acts on the local atom it images
+        extended_forces = out["energy_derv_r"].reshape(batch, -1, 3).detach()
+        forces = extended_forces.new_zeros(batch, n_atoms, 3).scatter_add(1, mapping[..., None].expand(-1, -1, 3), extended_forces)
+        return out["energy_redu"].reshape(batch).detach(), forces
 
 
 def ensemble_forces(models: Sequence[DeepMDPotential], positions, cell_lengths=None) -> np.ndarray:
