@@ -133,7 +133,7 @@ def c1_errors(model: NeuralC1, runs: Runs, use_known_mu: bool) -> dict[str, Any]
 
 
 class _Trainer:
-    """Network + per-run beta mu parameters + optimiser, with checkpointing of all of them.
+    """Network + optimiser (+ the runs' known beta mu), with checkpointing of all of them.
 
     ``lbfgs``: full-batch L-BFGS, one epoch = ``lbfgs_iterations`` function evaluations (fast and
     precise for the small datasets of a campaign); ``adam``: minibatches of ``batch_runs`` runs with
