@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 
 from . import __version__
@@ -22,6 +23,14 @@ STAGES = {
     "analysis": "liquidscale.analysis.cli",
     "cdft": "liquidscale.cdft.cli",
 }
+
+
+def settings_json(text: str) -> dict:
+    """argparse type of every stage's ``--settings``: the JSON a rule passes (see ``config.stage_settings``)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc})") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

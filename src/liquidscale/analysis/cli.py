@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..cli import settings_json
 from ..errors import UserError
 
 
@@ -15,7 +16,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("analysis", help="phase behaviour from a trained functional")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     run = actions.add_parser("run", help="EOS, binodal, critical point, Widom/Fisher-Widom lines, interface, pores, figures")
-    run.add_argument("--settings", required=True, help="JSON from stage_settings(config, system, 'analysis')")
+    run.add_argument("--settings", required=True, type=settings_json, help="JSON from stage_settings(config, system, 'analysis')")
     run.add_argument("--model", required=True, help="folder of the trained functional (model.json + model.safetensors)")
     run.add_argument("--profiles", help="profile dataset (profiles.nc) whose test runs are drawn simulated vs functional")
     run.add_argument("--out", required=True, help="output folder, e.g. results/water/analysis")
@@ -32,10 +33,7 @@ def _run(args) -> None:
     from .run import AnalysisSettings, run_analysis
 
     torch.set_num_threads(args.threads)
-    try:
-        settings = json.loads(args.settings)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"--settings is not valid JSON ({exc})") from None
+    settings = args.settings
     functional, metadata = load_model(args.model)
     if metadata["system"] != settings["system"]:
         raise UserError(f"{args.model}: the functional is for system '{metadata['system']}', not '{settings['system']}'")

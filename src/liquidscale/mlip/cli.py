@@ -10,8 +10,9 @@ Heavy imports stay inside the functions so that ``liquidscale --help`` is fast.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from ..cli import settings_json
 
 
 def register(subparsers) -> None:
@@ -20,7 +21,7 @@ def register(subparsers) -> None:
 
     def action(name: str, help_text: str, func) -> argparse.ArgumentParser:
         sub = actions.add_parser(name, help=help_text)
-        sub.add_argument("--settings", required=True, help="JSON from stage_settings(config, system, 'mlip')")
+        sub.add_argument("--settings", required=True, type=settings_json, help="JSON from stage_settings(config, system, 'mlip')")
         sub.add_argument("--iteration", type=int, default=0, help="concurrent-learning iteration")
         sub.add_argument("--out", required=True, help="output file or folder")
         sub.set_defaults(func=func)
@@ -45,9 +46,6 @@ def register(subparsers) -> None:
     sub.add_argument("--iterations", nargs="+", required=True, help="mlip/iter{k} folders, k = 0..last in order")
 
 
-def _load(args) -> dict:
-    return json.loads(args.settings)
-
 
 def _data(args) -> None:
     import numpy as np
@@ -57,7 +55,7 @@ def _data(args) -> None:
     from . import data
     from .exploration import densest
 
-    settings = _load(args)
+    settings = args.settings
     mlip = settings["mlip"]
     molecule = get_molecule(settings["system"])
     type_map = list(molecule.type_map)
@@ -88,7 +86,7 @@ def _train(args) -> None:
     from ..io import atomic_path, provenance, read_json, write_json
     from . import data, training
 
-    settings = _load(args)
+    settings = args.settings
     mlip = settings["mlip"]
     summary = read_json(Path(args.data) / "summary.json")
     seed = training.member_seed(settings["seed"], settings["system"], args.iteration, args.member)
@@ -128,7 +126,7 @@ def _test(args) -> None:
     from ..io import provenance, read_json, write_json
     from . import training
 
-    settings = _load(args)
+    settings = args.settings
     threads = settings["mlip"]["training"]["threads"]
     test_dir = Path(args.data) / "test"
     members = []
@@ -166,7 +164,7 @@ def _explore(args) -> None:
     from . import exploration
     from .deepmd_potential import DeepMDPotential
 
-    settings = _load(args)
+    settings = args.settings
     mlip, system = settings["mlip"], settings["system"]
     explore = mlip["explore"]
     _set_threads(explore["threads"])
@@ -203,7 +201,7 @@ def _select(args) -> None:
     from ..molecules import get_molecule
     from . import exploration, selection
 
-    settings = _load(args)
+    settings = args.settings
     molecule = get_molecule(settings["system"])
     symbols, frames, cells, deviation, atom = exploration.read_exploration(args.explore)
     missing = read_json(Path(args.explore) / "explore.json")["missing_frames"]
@@ -228,7 +226,7 @@ def _final(args) -> None:
     from ..io import atomic_path, provenance, read_json, write_json
     from . import convergence
 
-    settings = _load(args)
+    settings = args.settings
     iterations = [Path(p) for p in args.iterations]
     last = iterations[-1]
     members = sorted(p for p in last.glob("model*") if p.is_dir())

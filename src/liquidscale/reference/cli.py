@@ -6,17 +6,11 @@ PySCF, ase and dpdata are imported inside the actions, so ``--help`` stays fast.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from ..cli import settings_json
 from ..errors import UserError
 
-
-def _settings(text: str) -> dict:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"--settings: not valid JSON ({exc})") from None
 
 
 def register(subparsers) -> None:
@@ -25,12 +19,12 @@ def register(subparsers) -> None:
     help_settings = "JSON of liquidscale.reference.action_settings(config, system, ACTION)"
 
     conf = actions.add_parser("configurations", help="write iteration 0's clusters (and extra configurations) as extxyz")
-    conf.add_argument("--settings", required=True, help=help_settings)
+    conf.add_argument("--settings", required=True, type=settings_json, help=help_settings)
     conf.add_argument("--out", required=True, help="results/{system}/reference/iter000/configurations.extxyz")
     conf.set_defaults(func=_configurations)
 
     label = actions.add_parser("label", help="label one shard of the configurations with PySCF")
-    label.add_argument("--settings", required=True, help=help_settings)
+    label.add_argument("--settings", required=True, type=settings_json, help=help_settings)
     label.add_argument("--configurations", required=True, help="extxyz of the iteration's configurations")
     label.add_argument("--shard", required=True, type=int, help="shard index k (0 <= k < reference.shards); frames are split so shard costs balance")
     label.add_argument("--threads", type=int, default=1, help="PySCF (OpenMP) threads")
@@ -38,7 +32,7 @@ def register(subparsers) -> None:
     label.set_defaults(func=_label)
 
     collect = actions.add_parser("collect", help="merge the shards into deepmd/npy data, extxyz, CSVs and provenance")
-    collect.add_argument("--settings", required=True, help=help_settings)
+    collect.add_argument("--settings", required=True, type=settings_json, help=help_settings)
     collect.add_argument("--configurations", required=True, help="extxyz of the iteration's configurations")
     collect.add_argument("--out", required=True, help="iteration folder (results/{system}/reference/iter{i})")
     collect.add_argument("shards", nargs="+", help="shard folders")
@@ -55,7 +49,7 @@ def _configurations(args: argparse.Namespace) -> None:
     from ..molecules import get_molecule
     from .configurations import iteration0_configurations, frames_to_atoms, write_extxyz
 
-    settings = _settings(args.settings)
+    settings = args.settings
     reference = settings["reference"]
     frames = iteration0_configurations(get_molecule(settings["system"]), reference, settings["seed"], reference["extra_configurations"])
     write_extxyz(args.out, frames_to_atoms(frames))
@@ -77,7 +71,7 @@ def _label(args: argparse.Namespace) -> None:
     from .output import write_shard
     from .qm import gpu_available, label_shard
 
-    settings = _settings(args.settings)
+    settings = args.settings
     reference = settings["reference"]
     shards = reference["shards"]
     if not 0 <= args.shard < shards:
@@ -97,7 +91,7 @@ def _collect(args: argparse.Namespace) -> None:
     from ..molecules import get_molecule
     from .output import collect
 
-    settings = _settings(args.settings)
+    settings = args.settings
     n_frames = len(_read_configurations(settings, args.configurations))
     counts = collect(args.shards, args.configurations, n_frames, args.out, settings, get_molecule(settings["system"]), _seeds(settings))
     print(f"{counts['n_labelled']} labelled and {counts['n_failed']} failed of {counts['n_frames']} frames -> {args.out}")

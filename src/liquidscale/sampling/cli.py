@@ -6,16 +6,10 @@ Heavy imports (torch, deepmd, xarray) happen inside the actions, so ``--help`` s
 from __future__ import annotations
 
 import argparse
-import json
 
+from ..cli import settings_json
 from ..errors import UserError
 
-
-def _settings(text: str) -> dict:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"--settings: not valid JSON ({exc})") from None
 
 
 def register(subparsers) -> None:
@@ -23,12 +17,12 @@ def register(subparsers) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     table = actions.add_parser("statepoints", help="write the state-point table (one row per run) as CSV")
-    table.add_argument("--settings", required=True, help="JSON of stage_settings(config, system, 'sampling')")
+    table.add_argument("--settings", required=True, type=settings_json, help="JSON of stage_settings(config, system, 'sampling')")
     table.add_argument("--out", required=True, help="CSV path (results/{system}/sampling/statepoints.csv)")
     table.set_defaults(func=_statepoints)
 
     batch = actions.add_parser("batch", help="run one job of B replicas and write its netCDF")
-    batch.add_argument("--settings", required=True, help="JSON of stage_settings(config, system, 'sampling')")
+    batch.add_argument("--settings", required=True, type=settings_json, help="JSON of stage_settings(config, system, 'sampling')")
     batch.add_argument("--statepoints", required=True, help="the state-point CSV")
     batch.add_argument("--batch", required=True, type=int, help="batch index")
     batch.add_argument("--model", default=None, help="frozen DeePMD model (water, co2)")
@@ -36,7 +30,7 @@ def register(subparsers) -> None:
     batch.set_defaults(func=_batch)
 
     agg = actions.add_parser("aggregate", help="stream batch files into one profile dataset")
-    agg.add_argument("--settings", required=True, help="JSON of stage_settings(config, system, 'profiles')")
+    agg.add_argument("--settings", required=True, type=settings_json, help="JSON of stage_settings(config, system, 'profiles')")
     agg.add_argument("--out", required=True, help="profiles.nc path")
     agg.add_argument("batches", nargs="+", help="batch netCDF files in run order")
     agg.set_defaults(func=_aggregate)
@@ -46,7 +40,7 @@ def _statepoints(args: argparse.Namespace) -> None:
     from ..io import atomic_path
     from .statepoints import statepoint_table, system_sampling
 
-    table = statepoint_table(system_sampling(_settings(args.settings)))
+    table = statepoint_table(system_sampling(args.settings))
     with atomic_path(args.out) as tmp:
         table.to_csv(tmp, index=False)
     print(f"{len(table)} runs in {table['batch'].nunique()} batches -> {args.out}")
@@ -61,11 +55,11 @@ def _batch(args: argparse.Namespace) -> None:
         table = pd.read_csv(args.statepoints)
     except (OSError, pd.errors.ParserError) as exc:
         raise UserError(f"{args.statepoints}: cannot read the state-point table ({exc}); rerun the statepoints rule") from None
-    run_batch(_settings(args.settings), table, args.batch, args.out, model=args.model)
+    run_batch(args.settings, table, args.batch, args.out, model=args.model)
 
 
 def _aggregate(args: argparse.Namespace) -> None:
     from .aggregate import aggregate
 
-    counts = aggregate(args.batches, args.out, _settings(args.settings))
+    counts = aggregate(args.batches, args.out, args.settings)
     print(f"{counts['ok']} ok and {counts['failed']} failed runs -> {args.out}")
