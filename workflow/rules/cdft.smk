@@ -40,7 +40,6 @@ rule cdft_train:
         mem_mb=config["cdft"]["mem_mb"],
         runtime=config["cdft"]["runtime"],
         cpus_per_task=config["cdft"]["threads"],
-        gpu=1 if config["cdft"]["use_gpu"] else 0,
     shell:
         "OMP_NUM_THREADS={threads} liquidscale cdft train --settings '{params.settings}' --profiles {input}"
         " --threads {threads} --out results/{wildcards.system}/cdft > {log} 2>&1"
