@@ -171,6 +171,24 @@ def _properties(node: Mapping[str, Any], root: Mapping[str, Any], prefix: str):
             yield f"{prefix}.{key}", sub
 
 
+# Stages whose rules pass only the keys one action reads (so e.g. a new trust level reselects without
+# retraining): stage -> "module:function(config, system, action)".
+ACTION_SETTINGS = {
+    "reference": "liquidscale.reference:action_settings",
+    "mlip": "liquidscale.mlip.settings:rule_settings",
+}
+
+
+def rule_settings(config: Mapping[str, Any], system: str, stage: str, action: str | None = None) -> dict[str, Any]:
+    """The settings one rule passes to the CLI and holds as params: per action where the stage defines it."""
+    if action is None:
+        return stage_settings(config, system, stage)
+    import importlib
+
+    module, function = ACTION_SETTINGS[stage].split(":")
+    return getattr(importlib.import_module(module), function)(config, system, action)
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("config", help="validate a config file and print it with defaults filled")
     parser.add_argument("configfile", nargs="?", help="YAML config (e.g. config/config.yaml)")

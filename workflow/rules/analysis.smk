@@ -39,7 +39,7 @@ rule analysis_system:
         runtime=30,
         cpus_per_task=1,
     shell:
-        "OMP_NUM_THREADS={threads} liquidscale analysis run --settings '{params.settings}' --model results/{wildcards.system}/cdft"
+        "OMP_NUM_THREADS={threads} liquidscale analysis run --settings {params.settings:q} --model results/{wildcards.system}/cdft"
         " --profiles {input.profiles} --out {params.out} --threads {threads} > {log} 2>&1"
 
 

@@ -16,8 +16,10 @@ rule cdft_hard_rods_profiles:
         mem_mb=2000,
         runtime=30,
         cpus_per_task=1,
+    conda:
+        "../../envs/analysis.yaml"
     shell:
-        "OMP_NUM_THREADS=1 liquidscale cdft hard-rods-data --settings '{params.settings}' --out {output} > {log} 2>&1"
+        "OMP_NUM_THREADS=1 liquidscale cdft hard-rods-data --settings {params.settings:q} --out {output} > {log} 2>&1"
 
 
 rule cdft_train:
@@ -40,8 +42,10 @@ rule cdft_train:
         mem_mb=config["cdft"]["mem_mb"],
         runtime=config["cdft"]["runtime"],
         cpus_per_task=config["cdft"]["threads"],
+    conda:
+        "../../envs/deepmd.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} liquidscale cdft train --settings '{params.settings}' --profiles {input}"
+        "OMP_NUM_THREADS={threads} liquidscale cdft train --settings {params.settings:q} --profiles {input}"
         " --threads {threads} --out results/{wildcards.system}/cdft > {log} 2>&1"
 
 

@@ -3,7 +3,7 @@
 import json
 import sys
 
-from liquidscale.config import MOLECULAR_SYSTEMS, stage_settings, validate_config
+from liquidscale.config import MOLECULAR_SYSTEMS, rule_settings, validate_config
 from liquidscale.errors import UserError
 
 try:
@@ -24,31 +24,21 @@ wildcard_constraints:
     shard=r"\d{2}",
 
 
-def settings_json(system, stage):
+def settings_json(system, stage, action=None):
     """The JSON the `liquidscale` CLI receives as --settings; also the rule's params, so a change reruns the job."""
-    return json.dumps(stage_settings(config, system, stage), sort_keys=True)
+    return json.dumps(rule_settings(config, system, stage, action), sort_keys=True)
 
 
-def settings_of(stage):
-    """An input function giving `settings_json(wildcards.system, stage)` (rules may not use lambdas)."""
+def settings_of(stage, action=None):
+    """An input function giving `settings_json(wildcards.system, stage, action)` (rules may not use lambdas)."""
 
     def settings(wildcards):
-        return settings_json(wildcards.system, stage)
+        return settings_json(wildcards.system, stage, action)
 
     return settings
 
 
 # ---- mlip (concurrent learning) --------------------------------------------------------------
-def mlip_settings_of(action):
-    """An input function giving the mlip --settings JSON with only the keys `action` reads (see liquidscale.mlip.settings)."""
-    from liquidscale.mlip.settings import rule_settings
-
-    def settings(wildcards):
-        return json.dumps(rule_settings(config, wildcards.system, action), sort_keys=True)
-
-    return settings
-
-
 def mlip_members():
     return list(range(config["mlip"]["ensemble_size"]))
 
@@ -96,17 +86,6 @@ def mlip_iterations_arg(wildcards):
 
 
 # ---- reference (PySCF labels) ----------------------------------------------------------------
-def reference_settings_of(action):
-    """An input function giving the reference --settings JSON with only the keys `action` reads
-    (see liquidscale.reference.action_settings): a new basis reruns labelling, not the clusters."""
-    from liquidscale.reference import action_settings
-
-    def settings(wildcards):
-        return json.dumps(action_settings(config, wildcards.system, action), sort_keys=True)
-
-    return settings
-
-
 def reference_extra_configurations(wildcards):
     """The system's extra extxyz file from reference.extra_configurations, if any."""
     path = (config["reference"]["extra_configurations"] or {}).get(wildcards.system)

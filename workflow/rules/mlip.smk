@@ -10,7 +10,7 @@ rule mlip_data:
     output:
         directory("results/{system}/mlip/iter{iteration}/data"),
     params:
-        settings=mlip_settings_of("data"),
+        settings=settings_of("mlip", "data"),
     log:
         "logs/{system}/mlip/iter{iteration}/data.log",
     conda:
@@ -20,7 +20,7 @@ rule mlip_data:
         runtime=20,
         cpus_per_task=1,
     shell:
-        "liquidscale mlip data --settings '{params.settings}' --iteration {wildcards.iteration} --reference {input} --out {output} > {log} 2>&1"
+        "liquidscale mlip data --settings {params.settings:q} --iteration {wildcards.iteration} --reference {input} --out {output} > {log} 2>&1"
 
 
 rule mlip_train:
@@ -32,7 +32,7 @@ rule mlip_train:
     wildcard_constraints:
         member=r"\d+",
     params:
-        settings=mlip_settings_of("train"),
+        settings=settings_of("mlip", "train"),
         previous=mlip_previous_member_arg,
     log:
         "logs/{system}/mlip/iter{iteration}/train{member}.log",
@@ -47,7 +47,7 @@ rule mlip_train:
         cpus_per_task=config["mlip"]["training"]["threads"],
         gpu=1,
     shell:
-        "liquidscale mlip train --settings '{params.settings}' --iteration {wildcards.iteration} --member {wildcards.member}"
+        "liquidscale mlip train --settings {params.settings:q} --iteration {wildcards.iteration} --member {wildcards.member}"
         " --data {input.data} {params.previous} --out {output} > {log} 2>&1"
 
 
@@ -59,7 +59,7 @@ rule mlip_test:
         metrics="results/{system}/mlip/iter{iteration}/metrics.json",
         figure=report("results/{system}/mlip/iter{iteration}/learning_curve.png", category="mlip"),
     params:
-        settings=mlip_settings_of("test"),
+        settings=settings_of("mlip", "test"),
     log:
         "logs/{system}/mlip/iter{iteration}/test.log",
     conda:
@@ -69,7 +69,7 @@ rule mlip_test:
         runtime=30,
         cpus_per_task=1,
     shell:
-        "liquidscale mlip test --settings '{params.settings}' --iteration {wildcards.iteration} --data {input.data}"
+        "liquidscale mlip test --settings {params.settings:q} --iteration {wildcards.iteration} --data {input.data}"
         " --models {input.models} --out {output.metrics} --figure {output.figure} > {log} 2>&1"
 
 
@@ -79,7 +79,7 @@ rule mlip_explore:
     output:
         directory("results/{system}/mlip/iter{iteration}/explore"),
     params:
-        settings=mlip_settings_of("explore"),
+        settings=settings_of("mlip", "explore"),
     log:
         "logs/{system}/mlip/iter{iteration}/explore.log",
     conda:
@@ -93,7 +93,7 @@ rule mlip_explore:
         cpus_per_task=config["mlip"]["explore"]["threads"],
         gpu=1,
     shell:
-        "liquidscale mlip explore --settings '{params.settings}' --iteration {wildcards.iteration} --models {input.models}"
+        "liquidscale mlip explore --settings {params.settings:q} --iteration {wildcards.iteration} --models {input.models}"
         " --out {output} > {log} 2>&1"
 
 
@@ -104,7 +104,7 @@ rule mlip_select:
         selected="results/{system}/mlip/iter{iteration}/selected.extxyz",
         report="results/{system}/mlip/iter{iteration}/selection.json",
     params:
-        settings=mlip_settings_of("select"),
+        settings=settings_of("mlip", "select"),
     log:
         "logs/{system}/mlip/iter{iteration}/select.log",
     conda:
@@ -114,7 +114,7 @@ rule mlip_select:
         runtime=20,
         cpus_per_task=1,
     shell:
-        "liquidscale mlip select --settings '{params.settings}' --iteration {wildcards.iteration} --explore {input}"
+        "liquidscale mlip select --settings {params.settings:q} --iteration {wildcards.iteration} --explore {input}"
         " --out {output.selected} --report {output.report} > {log} 2>&1"
 
 
@@ -143,7 +143,7 @@ rule mlip_final:
         table="results/{system}/mlip/final/convergence.csv",
         figure=report("results/{system}/mlip/final/convergence.png", category="mlip"),
     params:
-        settings=mlip_settings_of("final"),
+        settings=settings_of("mlip", "final"),
         iterations=mlip_iterations_arg,
     log:
         "logs/{system}/mlip/final.log",
@@ -154,7 +154,7 @@ rule mlip_final:
         runtime=10,
         cpus_per_task=1,
     shell:
-        "liquidscale mlip final --settings '{params.settings}' --iterations {params.iterations}"
+        "liquidscale mlip final --settings {params.settings:q} --iterations {params.iterations}"
         " --out results/{wildcards.system}/mlip/final > {log} 2>&1"
 
 

@@ -10,14 +10,14 @@ rule reference_configurations:
     output:
         "results/{system}/reference/iter000/configurations.extxyz",
     params:
-        settings=reference_settings_of("configurations"),
+        settings=settings_of("reference", "configurations"),
     log:
         "logs/{system}/reference/iter000/configurations.log",
     conda:
         "../../envs/pyscf.yaml"
     localrule: True
     shell:
-        "liquidscale reference configurations --settings '{params.settings}' --out {output} > {log} 2>&1"
+        "liquidscale reference configurations --settings {params.settings:q} --out {output} > {log} 2>&1"
 
 
 rule reference_label:
@@ -26,7 +26,7 @@ rule reference_label:
     output:
         directory("results/{system}/reference/iter{iteration}/shards/shard{shard}"),
     params:
-        settings=reference_settings_of("label"),
+        settings=settings_of("reference", "label"),
     log:
         "logs/{system}/reference/iter{iteration}/label{shard}.log",
     conda:
@@ -40,7 +40,7 @@ rule reference_label:
         cpus_per_task=config["reference"]["threads"],
         gpu=1 if config["reference"]["use_gpu"] else 0,
     shell:
-        "OMP_NUM_THREADS={threads} liquidscale reference label --settings '{params.settings}' --configurations {input}"
+        "OMP_NUM_THREADS={threads} liquidscale reference label --settings {params.settings:q} --configurations {input}"
         " --shard {wildcards.shard} --threads {threads} --out {output} > {log} 2>&1"
 
 
@@ -55,7 +55,7 @@ rule reference_collect:
         failures="results/{system}/reference/iter{iteration}/failures.csv",
         provenance="results/{system}/reference/iter{iteration}/provenance.json",
     params:
-        settings=reference_settings_of("collect"),
+        settings=settings_of("reference", "collect"),
     log:
         "logs/{system}/reference/iter{iteration}/collect.log",
     conda:
@@ -65,7 +65,7 @@ rule reference_collect:
         runtime=10,
         cpus_per_task=1,
     shell:
-        "liquidscale reference collect --settings '{params.settings}' --configurations {input.configurations}"
+        "liquidscale reference collect --settings {params.settings:q} --configurations {input.configurations}"
         " --out results/{wildcards.system}/reference/iter{wildcards.iteration} {input.shards} > {log} 2>&1"
 
 

@@ -16,7 +16,7 @@ rule sampling_statepoints:
         system="|".join(SAMPLED) or "none",
     localrule: True
     shell:
-        "liquidscale sampling statepoints --settings '{params.settings}' --out {output} > {log} 2>&1"
+        "liquidscale sampling statepoints --settings {params.settings:q} --out {output} > {log} 2>&1"
 
 
 rule sampling_batch:
@@ -44,7 +44,7 @@ rule sampling_batch:
         cpus_per_task=config["sampling"]["threads"],
         gpu=sampling_gpus(),
     shell:
-        "OMP_NUM_THREADS={threads} liquidscale sampling batch --settings '{params.settings}'"
+        "OMP_NUM_THREADS={threads} liquidscale sampling batch --settings {params.settings:q}"
         " --statepoints {input.statepoints} --batch {wildcards.batch} {params.model} --out {output} > {log} 2>&1"
 
 
@@ -68,7 +68,7 @@ rule profiles_aggregate:
         runtime=60,
         cpus_per_task=1,
     shell:
-        "liquidscale sampling aggregate --settings '{params.settings}' --out {output} {input} > {log} 2>&1"
+        "liquidscale sampling aggregate --settings {params.settings:q} --out {output} {input} > {log} 2>&1"
 
 
 rule sampling:

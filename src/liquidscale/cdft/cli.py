@@ -9,6 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..cli import settings_json
 from ..errors import UserError
 
 
@@ -27,16 +28,9 @@ def register(subparsers) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--settings", required=True, help="JSON of stage_settings(config, system, stage): stage 'profiles' for hard-rods-data, 'cdft' for train")
+    parser.add_argument("--settings", required=True, type=settings_json, help="JSON of stage_settings(config, system, stage): stage 'profiles' for hard-rods-data, 'cdft' for train")
     parser.add_argument("--out", required=True, type=Path, help="output file (hard-rods-data) or folder (train)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
-
-
-def _settings(args) -> dict:
-    try:
-        return json.loads(args.settings)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"--settings is not valid JSON ({exc})") from None
 
 
 def _hard_rods_data(args) -> None:
@@ -47,7 +41,7 @@ def _hard_rods_data(args) -> None:
     from .hard_rods import hard_rod_dataset
 
     torch.set_num_threads(args.threads)
-    settings = _settings(args)
+    settings = args.settings
     if settings["system"] != "hard_rods":
         raise UserError(f"cdft hard-rods-data makes the hard_rods system's data, not {settings['system']!r}")
     record = provenance(settings, seeds={"hard_rods": settings["seed"]})
@@ -63,7 +57,7 @@ def _train(args) -> None:
     from .train import TrainingSettings, train_functional
 
     torch.set_num_threads(args.threads)
-    settings = _settings(args)
+    settings = args.settings
     ds = open_profile_dataset(args.profiles)
     record = provenance(settings, seeds={"cdft": settings["seed"]}, inputs={"profiles": args.profiles})
     metrics = train_functional(ds, TrainingSettings.from_stage_settings(settings), settings["seed"], args.out, record)
