@@ -1,6 +1,7 @@
 """Config validation: every key documented with a default, every shipped config valid, bad configs fail clearly."""
 
 import copy
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +135,24 @@ def test_config_readme_lists_every_key():
     end = readme.index("<!-- END GENERATED -->")
     generated = readme[begin:end].split("\n", 1)[1]
     assert generated == schema_markdown(), "config/README.md is stale: regenerate the key reference with `liquidscale config --docs`"
+
+
+RULES = [("reference", "label"), ("mlip", "train"), ("mlip", "explore"), ("sampling", None), ("cdft", None), ("analysis", None)]
+
+
+@pytest.mark.parametrize("stage,action", RULES, ids=[f"{s}-{a}" for s, a in RULES])
+def test_job_resources_do_not_change_rule_params(stage, action):
+    """A longer runtime or more memory for a job must not rerun it: rule params hold no mem_mb/runtime."""
+    from liquidscale.config import rule_settings
+
+    config = validate_config(load_yaml(ROOT / "config" / "config.yaml"), base_dir=ROOT)
+    before = rule_settings(config, "water", stage, action)
+    changed = copy.deepcopy(config)
+    for section in changed.values():
+        for node in [section, *section.values()] if isinstance(section, dict) else []:
+            if isinstance(node, dict):
+                for key in ("mem_mb", "runtime"):
+                    if key in node:
+                        node[key] = node[key] * 2
+    assert rule_settings(changed, "water", stage, action) == before
+    assert "runtime" not in json.dumps(before) and "mem_mb" not in json.dumps(before)

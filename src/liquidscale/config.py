@@ -179,14 +179,27 @@ ACTION_SETTINGS = {
 }
 
 
+# Job resources: they set what SLURM grants, never a result, so they stay out of rule params (a longer
+# runtime must not retrain a model). Threads stay in: thread count can change floating-point results.
+RESOURCE_KEYS = frozenset({"mem_mb", "runtime"})
+
+
+def _without_resources(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {key: _without_resources(value) for key, value in node.items() if key not in RESOURCE_KEYS}
+    return node
+
+
 def rule_settings(config: Mapping[str, Any], system: str, stage: str, action: str | None = None) -> dict[str, Any]:
     """The settings one rule passes to the CLI and holds as params: per action where the stage defines it."""
     if action is None:
-        return stage_settings(config, system, stage)
-    import importlib
+        settings = stage_settings(config, system, stage)
+    else:
+        import importlib
 
-    module, function = ACTION_SETTINGS[stage].split(":")
-    return getattr(importlib.import_module(module), function)(config, system, action)
+        module, function = ACTION_SETTINGS[stage].split(":")
+        settings = getattr(importlib.import_module(module), function)(config, system, action)
+    return _without_resources(settings)
 
 
 def register(subparsers) -> None:
