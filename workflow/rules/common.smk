@@ -15,7 +15,6 @@ config.update(_validated)
 
 SYSTEMS = list(config["systems"])
 MOLECULAR = [s for s in SYSTEMS if s in MOLECULAR_SYSTEMS]
-LOGS = "logs"
 
 
 wildcard_constraints:
