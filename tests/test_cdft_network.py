@@ -1,6 +1,6 @@
 """The neural functional trained on exact hard-rod profiles, with mu hidden (treated as canonical MD data),
 checked against the exact Percus functional and Tonks' EOS. One training per session (module fixture,
-~2-3 min on one core); the machinery tests below it use tiny networks (seconds)."""
+~5 min on one core); the machinery tests below it use tiny networks (seconds)."""
 
 import json
 
@@ -19,8 +19,8 @@ from liquidscale.external import RandomPotentialSettings, random_potential
 torch.set_num_threads(1)
 
 DZ = 0.1
-BLOCK = {"box_length": 10.0, "dz": DZ, "runs": 100, "beta_mu_range": [-3.0, 5.5], "potential_cap": 1.0, "hard_walls": False}
-SETTINGS = TrainingSettings(window=1.0, channels=(32, 32), max_epochs=100, patience=20, use_known_mu=False)
+BLOCK = {"box_length": 10.0, "dz": DZ, "runs": 200, "beta_mu_range": [-3.0, 5.5], "potential_cap": 1.0, "hard_walls": False}
+SETTINGS = TrainingSettings(window=1.0, channels=(32, 32, 32), max_epochs=100, patience=20, use_known_mu=False)
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +34,14 @@ def trained(tmp_path_factory):
 
 @pytest.mark.slow
 def test_held_out_runs_are_reproduced_by_the_self_consistent_solution(trained):
-    """Canonical solves (same N) in the test runs' potentials. Most runs meet the 1e-2 target; a run whose
-    density peaks beyond the training data's range is an extrapolation and may miss it (measured: one run
-    of 15 with a peak 40% above the training maximum, max|drho| ~0.1), hence the fraction."""
+    """Canonical solves (same N) in the potentials of all 30 test runs of the dataset (measured: worst 0.006,
+    median 2e-4; with 100 runs and two layers one test peak lay 40% above the training maximum and missed by 0.1)."""
     m = trained["metrics"]
-    assert m["test_solve_failures"] == 0
+    assert m["test_solve_failures"] == 0 and len(m["test_profiles"]) == 30
     errors = np.array([p["max_abs_drho"] for p in m["test_profiles"]])
-    assert np.mean(errors < 1e-2) >= 0.8
+    assert errors.max() < 1e-2
     assert np.median(errors) < 1e-3
-    assert errors.max() < 0.15
+    assert m["test_solves_beyond_training_density"] == sum(p["density_max"] > m["training_density_max"] for p in m["test_profiles"])
 
 
 @pytest.mark.slow
@@ -66,6 +65,7 @@ def test_bulk_pressure_is_tonks(trained):
 def test_fitted_chemical_potentials_recover_the_hidden_ones(trained):
     assert trained["metrics"]["use_known_mu"] is False
     assert trained["metrics"]["train_beta_mu_fit_max_abs_error"] < 0.03
+    assert trained["metrics"]["train_beta_mu_fit_median_abs_error"] < 1e-3
 
 
 @pytest.mark.slow
@@ -167,3 +167,21 @@ def test_cli_makes_hard_rod_data_and_trains(tmp_path):
     meta = json.loads((tmp_path / "cdft" / "model.json").read_text())
     assert meta["provenance"]["upstream_hashes"]["profiles"]
     assert main(["cdft", "train", "--settings", train_settings, "--profiles", str(tmp_path / "missing.nc"), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_wide_windows_take_the_fft_path_and_match_direct_convolution():
+    """The FFT convolution (windows wider than FFT_KERNEL_WIDTH bins) is the same periodic conv1d, values and gradients."""
+    from liquidscale.cdft.functional import FFT_KERNEL_WIDTH, periodic_conv
+
+    generator = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 5, 300, dtype=torch.float64, generator=generator, requires_grad=True)
+    weight = torch.randn(4, 5, 2 * FFT_KERNEL_WIDTH + 1, dtype=torch.float64, generator=generator, requires_grad=True)
+    bias = torch.randn(4, dtype=torch.float64, generator=generator)
+    p = FFT_KERNEL_WIDTH
+    direct = torch.nn.functional.conv1d(torch.nn.functional.pad(x, (p, p), mode="circular"), weight, bias)
+    fft = periodic_conv(x, weight, bias)
+    torch.testing.assert_close(fft, direct, rtol=0, atol=1e-12)
+    grad_direct = torch.autograd.grad(direct.square().sum(), (x, weight))
+    grad_fft = torch.autograd.grad(fft.square().sum(), (x, weight))
+    for a, b in zip(grad_fft, grad_direct):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)

@@ -178,9 +178,11 @@ def profiles(out_dir: Path, system: str, axes: _Axes) -> None:
     path = out_dir / "profiles.nc"
     if path.is_file():
         with xr.open_dataset(path) as ds:
+            beyond = ds["beyond_training_density"].values if "beyond_training_density" in ds else np.zeros(ds.sizes["run"], bool)
             for i, run in enumerate(ds["run"].values):
+                note = " (denser than any training bin)" if beyond[i] else ""
                 left.plot(ds["z"], ds["rho_simulated"].values[i], color=f"C{i}", lw=1, label=f"run {run}: simulated")
-                left.plot(ds["z"], ds["rho_functional"].values[i], color=f"C{i}", ls="--", lw=1, label=f"run {run}: functional")
+                left.plot(ds["z"], ds["rho_functional"].values[i], color=f"C{i}", ls="--", lw=1, label=f"run {run}: functional{note}")
         left.set_xlabel("z")
         left.set_ylabel("rho(z)")
         left.legend(fontsize=6)

@@ -246,8 +246,9 @@ def experiment(out_dir: Path, system: str, diagram: PhaseDiagram, k_B: float) ->
     return {"source": header, "compared": len(rows)}
 
 
-def example_profiles(functional, ds, settings, out_dir: Path, k_B: float, rho_max: float) -> dict[str, Any]:
-    """A few test-split runs solved canonically in their own V_ext, beside the simulated profile."""
+def example_profiles(functional, ds, settings, out_dir: Path, k_B: float, rho_max: float, training_density_max: float) -> dict[str, Any]:
+    """A few test-split runs solved canonically in their own V_ext, beside the simulated profile; a solution
+    denser than any training bin is flagged (the functional extrapolates there, e.g. a collapse into a spike)."""
     import xarray as xr
 
     from .. import dataset as pds
@@ -276,10 +277,13 @@ def example_profiles(functional, ds, settings, out_dir: Path, k_B: float, rho_ma
         out = xr.Dataset(
             {"rho_simulated": (("run", "z"), np.array(sim), {"units": ds[pds.RHO].attrs["units"], "long_name": "simulated density"}),
              "rho_functional": (("run", "z"), np.array(fn), {"units": ds[pds.RHO].attrs["units"], "long_name": "functional's self-consistent density (same N)"}),
-             "V_ext": (("run", "z"), np.array(pot), {"units": ds[pds.V_EXT].attrs["units"], "long_name": "external potential"})},
+             "V_ext": (("run", "z"), np.array(pot), {"units": ds[pds.V_EXT].attrs["units"], "long_name": "external potential"}),
+             "beyond_training_density": ("run", np.array(fn).max(axis=1) > training_density_max,
+                                         {"long_name": "solution denser than any training bin", "training_density_max": training_density_max})},
             coords={"run": ("run", runs), "z": ds[pds.Z]},
             attrs={"failures": json.dumps(failures)},
         )
         with atomic_path(out_dir / "profiles.nc") as tmp:
             out.to_netcdf(tmp)
-    return {"solved": len(runs), "failures": failures}
+    beyond = [run for run, rho in zip(runs, fn) if rho.max() > training_density_max]
+    return {"solved": len(runs), "beyond_training_density": beyond, "failures": failures}

@@ -131,7 +131,7 @@ def run_analysis(functional, metadata: Mapping[str, Any], settings: AnalysisSett
     summary["experiment"] = pipeline.experiment(out_dir, system, diagram, k_B)
     if profiles is not None:
         start = time.perf_counter()
-        summary["profiles"] = pipeline.example_profiles(functional, profiles, settings, out_dir, k_B, rho_max)
+        summary["profiles"] = pipeline.example_profiles(functional, profiles, settings, out_dir, k_B, rho_max, metadata.get("training_density_max", np.inf))
         _timed(timings, "example_profiles", start)
     start = time.perf_counter()
     from .figures import make_figures

@@ -19,7 +19,7 @@ import torch
 
 from ..errors import UserError
 from ..io import atomic_path, read_json, write_json
-from .functional import as_batch, temperature_column
+from .functional import as_batch, periodic_conv, temperature_column
 
 MODEL_KIND = "liquidscale.neural_c1"
 WEIGHTS_FILE = "model.safetensors"
@@ -50,7 +50,6 @@ class NeuralC1(torch.nn.Module):
         self.channels = [int(c) for c in channels]
         self.density_scale = float(density_scale)
         self.temperature_range = [float(t) for t in temperature_range]
-        self._pads = (inner, half_points - inner)
         f64 = {"dtype": torch.float64}
         self.window_layer = torch.nn.Conv1d(1, self.channels[0], 2 * inner + 1, **f64)
         self.temperature_layer = torch.nn.Linear(1, self.channels[0], bias=False, **f64)
@@ -77,10 +76,8 @@ class NeuralC1(torch.nn.Module):
         rho, single = as_batch(rho)
         t = self._scaled_temperature(temperature_column(T, rho.shape[0], rho)).unsqueeze(-1)
         t_term = self.temperature_layer(t).unsqueeze(-1)  # (batch, channels0, 1)
-        x = torch.nn.functional.pad((rho / self.density_scale).unsqueeze(1), (self._pads[0],) * 2, mode="circular")
-        h = self.pointwise(self.window_layer(x) + t_term)
-        h = torch.nn.functional.pad(h, (self._pads[1],) * 2, mode="circular")
-        c1 = self.out_layer(h).squeeze(1)
+        h = self.pointwise(periodic_conv((rho / self.density_scale).unsqueeze(1), self.window_layer.weight, self.window_layer.bias) + t_term)
+        c1 = periodic_conv(h, self.out_layer.weight, self.out_layer.bias).squeeze(1)
         # the same network on an empty window (rho = 0 everywhere) is constant along z: subtract it
         h_empty = self.pointwise(self.window_layer.bias[None, :, None] + t_term)
         c1_empty = torch.einsum("bc,c->b", h_empty[..., 0], self.out_layer.weight[0].sum(-1)) + self.out_layer.bias

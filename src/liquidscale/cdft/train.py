@@ -269,7 +269,7 @@ def train_functional(ds, settings: TrainingSettings, seed: int, out_dir: str | P
     trainer.model.eval()
     metrics = held_out_metrics(trainer.model, splits, settings, ds)
     metrics.update(epochs=trainer.epoch, best_val_mse=trainer.best_val)
-    save_model(trainer.model, _metadata(ds, settings, data_hash, provenance), out_dir)
+    save_model(trainer.model, _metadata(ds, settings, data_hash, training_density_max(splits["train"]), provenance), out_dir)
     _write_curve(trainer.history, out_dir)
     write_json(out_dir / METRICS_FILE, metrics)
     (out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
@@ -290,13 +290,14 @@ def _resume(trainer: _Trainer, path: Path, key: str) -> None:
 
 def held_out_metrics(model: NeuralC1, splits: Mapping[str, Runs], settings: TrainingSettings, ds) -> dict[str, Any]:
     """c1 errors on test runs; per test run the canonical self-consistent rho (same N) vs the data; fitted mu."""
-    train_beta_mu = fitted_beta_mu(model, splits["train"])
-    test = splits["test"]
+    train, test = splits["train"], splits["test"]
     errors = c1_errors(model, test, settings.use_known_mu)
-    train = splits["train"]
     hidden = torch.isfinite(train.beta_mu_known) & (not settings.use_known_mu)
-    profiles = [_solve_like(model, test, k, settings, ds) for k in range(len(test))]
+    beta_mu_errors = (fitted_beta_mu(model, train) - train.beta_mu_known)[hidden].abs()
+    density_max = training_density_max(train)
+    profiles = [_solve_like(model, test, k, settings, ds, density_max) for k in range(len(test))]
     solved = [p for p in profiles if "max_abs_drho" in p]
+    inside = [p for p in solved if not p["beyond_training_density"]]
     return {
         "density_unit": ds[pds.RHO].attrs["units"],
         "test_runs": test.run.tolist(),
@@ -305,14 +306,23 @@ def held_out_metrics(model: NeuralC1, splits: Mapping[str, Runs], settings: Trai
         "test_c1_max_abs": errors["max_abs"],
         "test_profiles": profiles,
         "test_rho_max_abs_error": max((p["max_abs_drho"] for p in solved), default=None),
+        "test_rho_max_abs_error_within_training_density": max((p["max_abs_drho"] for p in inside), default=None),
+        "test_solves_beyond_training_density": len(solved) - len(inside),
         "test_solve_failures": len(profiles) - len(solved),
-        "train_beta_mu_fit_max_abs_error": float((train_beta_mu - train.beta_mu_known)[hidden].abs().max()) if hidden.any() else None,
+        "training_density_max": density_max,
+        "train_beta_mu_fit_max_abs_error": float(beta_mu_errors.max()) if hidden.any() else None,
+        "train_beta_mu_fit_median_abs_error": float(beta_mu_errors.median()) if hidden.any() else None,
         "use_known_mu": settings.use_known_mu,
     }
 
 
-def _solve_like(model: NeuralC1, runs: Runs, k: int, settings: TrainingSettings, ds) -> dict[str, Any]:
-    """Solve canonically in run k's potential at its mean density and compare with its rho."""
+def training_density_max(train: Runs) -> float:
+    """The largest density the functional was trained on: a solution denser than this is an extrapolation."""
+    return float(train.rho[train.mask].max())
+
+
+def _solve_like(model: NeuralC1, runs: Runs, k: int, settings: TrainingSettings, ds, density_max: float) -> dict[str, Any]:
+    """Solve canonically in run k's potential at its mean density, compare with its rho, flag a solution denser than any training bin."""
     k_B = float(ds.attrs["k_B"])
     T = float(runs.T[k])
     V = (runs.beta_V[k] * k_B * T).numpy()
@@ -324,13 +334,19 @@ def _solve_like(model: NeuralC1, runs: Runs, k: int, settings: TrainingSettings,
         record["failure"] = str(exc)
         return record
     drho = solution.rho - runs.rho[k].numpy()
-    record.update(max_abs_drho=float(np.abs(drho).max()), rms_drho=float(np.sqrt(np.mean(drho**2))), iterations=solution.iterations)
+    record.update(
+        max_abs_drho=float(np.abs(drho).max()),
+        rms_drho=float(np.sqrt(np.mean(drho**2))),
+        iterations=solution.iterations,
+        density_max=float(solution.rho.max()),
+        beyond_training_density=bool(solution.rho.max() > density_max),
+    )
     if torch.isfinite(runs.beta_mu_known[k]):
         record["beta_mu_error"] = solution.beta_mu - float(runs.beta_mu_known[k])
     return record
 
 
-def _metadata(ds, settings: TrainingSettings, data_hash: str, provenance: Mapping[str, Any]) -> dict[str, Any]:
+def _metadata(ds, settings: TrainingSettings, data_hash: str, density_max: float, provenance: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "system": ds.attrs["system"],
         "site": ds.attrs["site"],
@@ -342,6 +358,7 @@ def _metadata(ds, settings: TrainingSettings, data_hash: str, provenance: Mappin
         "k_B": float(ds.attrs["k_B"]),
         "c1_convention": "c1 = ln rho + beta V_ext - beta mu, with ln(Lambda^d) absorbed into beta mu; c1[rho = 0] = 0",
         "training_data_hash": data_hash,
+        "training_density_max": density_max,
         "training": asdict(settings),
         "provenance": dict(provenance),
     }
