@@ -90,3 +90,22 @@ def test_cli_rejects_a_functional_of_another_system(tmp_path):
     save_model(NeuralC1(0.05, 1.0, [4], 1.0, [1.0, 1.0]), {**HARD_ROD_UNITS, "system": "lj"}, tmp_path / "cdft")
     settings = json.dumps(stage_settings(validate_config({"systems": ["hard_rods"]}), "hard_rods", "analysis"))
     assert main(["analysis", "run", "--settings", settings, "--model", str(tmp_path / "cdft"), "--out", str(tmp_path / "a")]) == 2
+
+
+def test_example_solutions_denser_than_the_training_data_are_flagged(tmp_path):
+    """A solution whose peak exceeds the functional's training_density_max is marked, in the summary and profiles.nc."""
+    import xarray as xr
+
+    from liquidscale.analysis.pipeline import example_profiles
+
+    functional = PercusHardRods(dz=0.02)
+    ds = exact_hard_rod_profiles(functional)
+    peaks = np.sort(ds["rho"].values.max(axis=1))
+    threshold = 0.5 * (peaks[0] + peaks[1])  # between the lowest peak and the others
+    settings = AnalysisSettings.from_config(validate_config({"systems": ["hard_rods"]})["analysis"])
+    result = example_profiles(functional, ds, settings, tmp_path, 1.0, 1.0, threshold)
+    with xr.open_dataset(tmp_path / "profiles.nc") as profiles:
+        flagged = profiles["run"].values[profiles["beyond_training_density"].values]
+        expected = profiles["run"].values[profiles["rho_functional"].values.max(axis=1) > threshold]
+    assert len(expected) == 2 and list(flagged) == list(expected) == result["beyond_training_density"]
+    assert example_profiles(functional, ds, settings, tmp_path, 1.0, 1.0, np.inf)["beyond_training_density"] == []

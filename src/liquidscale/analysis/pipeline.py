@@ -273,17 +273,17 @@ def example_profiles(functional, ds, settings, out_dir: Path, k_B: float, rho_ma
             failures.append({"run": int(run[pds.RUN].values), "reason": str(exc)})
             continue
         sim.append(rho), fn.append(solution.rho), pot.append(V), runs.append(int(run[pds.RUN].values))
+    beyond = [bool(rho.max() > training_density_max) for rho in fn]
     if runs:
         out = xr.Dataset(
             {"rho_simulated": (("run", "z"), np.array(sim), {"units": ds[pds.RHO].attrs["units"], "long_name": "simulated density"}),
              "rho_functional": (("run", "z"), np.array(fn), {"units": ds[pds.RHO].attrs["units"], "long_name": "functional's self-consistent density (same N)"}),
              "V_ext": (("run", "z"), np.array(pot), {"units": ds[pds.V_EXT].attrs["units"], "long_name": "external potential"}),
-             "beyond_training_density": ("run", np.array(fn).max(axis=1) > training_density_max,
+             "beyond_training_density": ("run", np.array(beyond),
                                          {"long_name": "solution denser than any training bin", "training_density_max": training_density_max})},
             coords={"run": ("run", runs), "z": ds[pds.Z]},
             attrs={"failures": json.dumps(failures)},
         )
         with atomic_path(out_dir / "profiles.nc") as tmp:
             out.to_netcdf(tmp)
-    beyond = [run for run, rho in zip(runs, fn) if rho.max() > training_density_max]
-    return {"solved": len(runs), "beyond_training_density": beyond, "failures": failures}
+    return {"solved": len(runs), "beyond_training_density": [run for run, flag in zip(runs, beyond) if flag], "failures": failures}
