@@ -32,8 +32,8 @@ from liquidscale import dataset as pds
 from liquidscale.cdft import functional as fn
 from liquidscale.cdft.hard_rods import PercusHardRods, hard_rod_dataset
 from liquidscale.cdft.model import NeuralC1, load_model
-from liquidscale.cdft.solver import SolverSettings, solve
-from liquidscale.cdft.train import TrainingSettings, _Trainer, prepare_runs
+from liquidscale.cdft.solver import solve
+from liquidscale.cdft.train import TrainingSettings, _solve_like, _Trainer, prepare_runs
 from liquidscale.config import load_yaml, stage_settings, validate_config
 from liquidscale.external import RandomPotentialSettings, random_potential
 
@@ -114,10 +114,11 @@ def bench_evaluation(configs: list[str]) -> dict[str, float]:
     return seconds
 
 
-def md_seconds_per_atom_step(settings: dict, model: Path, steps: tuple[int, int] = (4, 12)) -> tuple[float, int]:
+def md_seconds_per_atom_step(settings: dict, model: Path, steps: tuple[int, int] = (4, 44)) -> tuple[float, int]:
     """Seconds per atom-step of the sampling job (engine + DeePMD + profile sampling) for batch 0 of ``settings``.
 
-    The job runs at two lengths, one replica, no minimisation; the difference is the cost of the extra steps alone.
+    The job runs at two lengths, one replica, no minimisation; the difference is the cost of the extra steps alone
+    (80 extra steps: start-up, ~5 s for a production box, varies by ~1 s between runs and must not dominate).
     """
     from liquidscale.sampling.batch import run_batch
     from liquidscale.sampling.statepoints import statepoint_table, system_sampling
@@ -127,9 +128,9 @@ def md_seconds_per_atom_step(settings: dict, model: Path, steps: tuple[int, int]
         sampling = {**settings["sampling"], "replicas_per_job": 1, "minimisation_steps": 0, "equilibration_steps": n, "production_steps": n, "device": "cpu"}
         job = {**settings, "sampling": sampling}
         table = statepoint_table(system_sampling(job))
-        atoms = int(table["n_molecules"].iloc[0]) * len(_chemistry(job).molecule_symbols)
         with tempfile.TemporaryDirectory() as tmp:
             times.append(best_time(lambda: run_batch(job, table, 0, Path(tmp) / "batch.nc", model), repeat=2)[0])
+    atoms = int(table["n_molecules"].iloc[0]) * len(_chemistry(settings).molecule_symbols)
     return (times[1] - times[0]) / (2 * (steps[1] - steps[0]) * atoms), atoms
 
 
@@ -148,39 +149,37 @@ def run_atom_steps(settings: dict) -> float:
     return float(atoms * (s["minimisation_steps"] + s["equilibration_steps"] + s["production_steps"]))
 
 
-def demo_solves(results: Path, system: str) -> tuple[float, int, NeuralC1]:
-    """Median time and largest number of c1 evaluations of the demo functional's canonical solves of the held-out profiles."""
-    model, metadata = load_model(results / system / "cdft")
+def demo_solves(results: Path, system: str) -> tuple[float, int, NeuralC1, int]:
+    """The demo functional's canonical solves of its held-out profiles, as the cdft stage's metrics do them:
+    median time, largest number of c1 evaluations, the functional and the grid points."""
+    model, _ = load_model(results / system / "cdft")
     ds = pds.open_profile_dataset(results / system / "profiles.nc")
-    test = prepare_runs(ds, "test", 1e-3)
-    k_B = float(metadata["k_B"])
+    settings = TrainingSettings(window=model.interaction_range)
+    test = prepare_runs(ds, "test", settings.min_density_fraction)
     times, evaluations = [], []
     for k in range(len(test)):
-        T = float(test.T[k])
-        V = (test.beta_V[k] * k_B * T).numpy()
-        settings = SolverSettings(tol=1e-8 * float(test.mean_density[k]))
         counting = CountingFunctional(model)
-        solve(counting, V, T, mean_density=float(test.mean_density[k]), k_B=k_B, settings=settings)
+        _solve_like(counting, test, k, settings, ds, np.inf)
         evaluations.append(counting.calls)
-        times.append(best_time(lambda: solve(model, V, T, mean_density=float(test.mean_density[k]), k_B=k_B, settings=settings))[0])
-    return float(np.median(times)), max(evaluations), model
+        times.append(best_time(lambda: _solve_like(model, test, k, settings, ds, np.inf))[0])
+    return float(np.median(times)), max(evaluations), model, ds.sizes[pds.Z]
 
 
 def bench_ratio(results: Path, demo_config: Path, configs: list[str], evaluation_seconds: dict[str, float]) -> None:
     print("== MD time per profile / solve time of a profile (both on this CPU, one thread)")
+    demo_validated = validate_config(load_yaml(demo_config))
     for path in configs:
         system = Path(path).stem
         needed = [results / system / "mlip/final/model0.pth", results / system / "cdft/model.json", results / system / "profiles.nc"]
         if not all(p.exists() for p in needed):
             print(f"{system}: no demo results under {results}/{system} (run `make demo` first)")
             continue
-        demo = stage_settings(validate_config(load_yaml(demo_config)), system, "sampling")
+        demo = stage_settings(demo_validated, system, "sampling")
         production = stage_settings(validate_config(load_yaml(path)), system, "sampling")
         per_atom_step, atoms = md_seconds_per_atom_step(production, needed[0])
-        solve_seconds, evaluations, model = demo_solves(results, system)
+        solve_seconds, evaluations, model, points = demo_solves(results, system)
         demo_md = per_atom_step * run_atom_steps(demo)
         production_md = per_atom_step * run_atom_steps(production)
-        points = pds.open_profile_dataset(needed[2]).sizes[pds.Z]
         production_solve = solve_seconds * evaluation_seconds[system] / c1_evaluation_time(model, points)
         print(f"{system}: MD {per_atom_step * 1e6:.0f} us per atom-step (demo MLIP, {atoms} atoms); demo functional solve of a held-out profile {solve_seconds * 1e3:.0f} ms (<= {evaluations} c1 evaluations)")
         print(f"{system}: demo runs      : MD {demo_md:9.1f} s per profile / solve = {demo_md / solve_seconds:.3g}")
