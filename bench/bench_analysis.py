@@ -19,7 +19,7 @@ import torch
 
 from liquidscale.analysis.bulk import Isotherm, coexistence, functional_excess, phase_diagram
 from liquidscale.analysis.interfaces import Wall, pore_branch, slit_potential
-from liquidscale.analysis.model_fluid import SquareWellMeanField
+from liquidscale.fluids.square_well import SquareWellMeanField
 from liquidscale.analysis.pipeline import pole_box
 from liquidscale.analysis.run import AnalysisSettings, run_analysis
 from liquidscale.analysis.supercritical import fisher_widom_point, isobar_lines, s0_isotherm_line, xi_isotherm_line

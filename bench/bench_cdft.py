@@ -30,7 +30,7 @@ import torch
 
 from liquidscale import dataset as pds
 from liquidscale.cdft import functional as fn
-from liquidscale.cdft.hard_rods import PercusHardRods, hard_rod_dataset
+from liquidscale.fluids.hard_rods import PercusHardRods, hard_rod_dataset
 from liquidscale.cdft.model import NeuralC1, load_model
 from liquidscale.cdft.solver import solve
 from liquidscale.cdft.train import TrainingSettings, _solve_like, _Trainer, prepare_runs

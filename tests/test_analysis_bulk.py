@@ -10,9 +10,9 @@ from scipy.optimize import fsolve
 from scipy.special import lambertw
 
 from liquidscale.analysis.bulk import Isotherm, functional_excess, phase_diagram
-from liquidscale.analysis.model_fluid import SquareWellMeanField
+from liquidscale.fluids.square_well import SquareWellMeanField
 from liquidscale.analysis.poles import find_poles, planar_denominator
-from liquidscale.cdft.hard_rods import PercusHardRods, tonks_beta_mu, tonks_beta_p
+from liquidscale.fluids.hard_rods import PercusHardRods, tonks_beta_mu, tonks_beta_p
 from liquidscale.cdft.thermo import bulk_planar_c2
 
 torch.set_num_threads(1)

@@ -18,7 +18,7 @@ from liquidscale.analysis.interfaces import (
     slit_potential,
     wall_tension_difference,
 )
-from liquidscale.analysis.model_fluid import SquareWellMeanField
+from liquidscale.fluids.square_well import SquareWellMeanField
 from liquidscale.cdft.solver import SolverSettings
 
 torch.set_num_threads(1)

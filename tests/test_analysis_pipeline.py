@@ -12,7 +12,7 @@ import torch
 
 from liquidscale.analysis.figures import FIGURES
 from liquidscale.analysis.run import AnalysisSettings, run_analysis
-from liquidscale.cdft.hard_rods import PercusHardRods
+from liquidscale.fluids.hard_rods import PercusHardRods
 from liquidscale.cdft.solver import SolverSettings, solve
 from liquidscale.cli import main
 from liquidscale.config import stage_settings, validate_config

@@ -10,7 +10,7 @@ import torch
 
 from liquidscale import dataset as pds
 from liquidscale.cdft import thermo
-from liquidscale.cdft.hard_rods import PercusHardRods, hard_rod_dataset, tonks_beta_p
+from liquidscale.fluids.hard_rods import PercusHardRods, hard_rod_dataset, tonks_beta_p
 from liquidscale.cdft.model import METADATA_FILE, WEIGHTS_FILE, load_model
 from liquidscale.cdft.solver import solve
 from liquidscale.cdft.train import CHECKPOINT_FILE, TrainingSettings, train_functional

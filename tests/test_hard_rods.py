@@ -8,7 +8,7 @@ from scipy.optimize import brentq
 
 from liquidscale import dataset as pds
 from liquidscale.cdft import thermo
-from liquidscale.cdft.hard_rods import PercusHardRods, hard_rod_dataset, tonks_beta_mu, tonks_beta_p
+from liquidscale.fluids.hard_rods import PercusHardRods, hard_rod_dataset, tonks_beta_mu, tonks_beta_p
 from liquidscale.cdft.solver import ConvergenceError, SolverSettings, solve
 from liquidscale.errors import UserError
 

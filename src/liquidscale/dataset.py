@@ -28,6 +28,9 @@ AREA = "area"
 STATUS = "status"
 FAILURE_REASON = "failure_reason"
 SPLIT = "split"
+# optional: the per-bin standard error of rho (histogram block averages, force sampling, added noise);
+# datasets without it (exact profiles) are noise-free
+RHO_STDERR = "rho_stderr"
 
 STATUS_OK, STATUS_FAILED = 0, 1
 SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST = 0, 1, 2
@@ -54,6 +57,7 @@ def variable_metadata(dimension: int, length_unit: str, energy_unit: str, temper
         Z: {"units": length_unit, "long_name": "bin centre along the surface normal"},
         RUN: {"units": "1", "long_name": "run id"},
         RHO: {"units": f"{length_unit}^-{dimension}", "long_name": "one-body number density of the density site"},
+        RHO_STDERR: {"units": f"{length_unit}^-{dimension}", "long_name": "standard error of rho per bin"},
         V_EXT: {"units": energy_unit, "long_name": "external potential on the density site (+inf where hard)"},
         TEMPERATURE: {"units": temperature_unit, "long_name": "temperature"},
         MU: {
@@ -116,6 +120,7 @@ def make_profile_dataset(
     area: np.ndarray | None = None,
     status: np.ndarray | None = None,
     failure_reason: Sequence[str] | None = None,
+    rho_stderr: np.ndarray | None = None,
 ):
     """Build a validated profile dataset (``xarray.Dataset``) from per-run arrays."""
     import xarray as xr
@@ -136,6 +141,7 @@ def make_profile_dataset(
     data_vars = {
         RHO: ((RUN, Z), rho, meta[RHO]),
         V_EXT: ((RUN, Z), np.asarray(V_ext, dtype=float), meta[V_EXT]),
+        **({} if rho_stderr is None else {RHO_STDERR: ((RUN, Z), np.asarray(rho_stderr, dtype=float), meta[RHO_STDERR])}),
         **{name: ((RUN,), values, meta[name]) for name, values in per_run.items()},
     }
     ds = xr.Dataset(
@@ -195,12 +201,15 @@ def validate_profile_dataset(ds, source: str) -> None:
     bad_split = ~np.isin(ds[SPLIT].values, list(SPLIT_NAMES.values()))
     if bad_split.any():
         raise UserError(f"{source}: split of run {int(ds[RUN].values[bad_split][0])} is not 0 (train), 1 (val) or 2 (test)")
+    if RHO_STDERR in ds.variables and tuple(ds[RHO_STDERR].dims) != (RUN, Z):
+        raise UserError(f"{source}: variable '{RHO_STDERR}' has dims {tuple(ds[RHO_STDERR].dims)}, expected {(RUN, Z)}")
     ok = ds[STATUS].values == STATUS_OK
     checks = (
         (RHO, lambda v: np.isfinite(v).all(axis=1) & (v >= 0).all(axis=1), "rho is NaN, infinite or negative"),
         (V_EXT, lambda v: ~np.isnan(v).any(axis=1) & ~np.isneginf(v).any(axis=1), "V_ext is NaN or -inf"),
         (TEMPERATURE, lambda v: np.isfinite(v) & (v > 0), "T is not a positive number"),
-    )
+    ) + (((RHO_STDERR, lambda v: np.isfinite(v).all(axis=1) & (v >= 0).all(axis=1), "rho_stderr is NaN, infinite or negative"),)
+         if RHO_STDERR in ds.variables else ())
     for name, is_good, problem in checks:
         bad = ok & ~is_good(np.asarray(ds[name].values, dtype=float))
         if bad.any():

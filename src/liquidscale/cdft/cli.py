@@ -38,7 +38,7 @@ def _hard_rods_data(args) -> None:
 
     from ..dataset import write_profile_dataset
     from ..io import provenance
-    from .hard_rods import hard_rod_dataset
+    from ..fluids.hard_rods import hard_rod_dataset
 
     torch.set_num_threads(args.threads)
     settings = args.settings

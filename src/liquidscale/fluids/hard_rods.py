@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .functional import as_batch, grid_points, periodic_correlate
-from .solver import ConvergenceError, solve
+from ..cdft.functional import as_batch, grid_points, periodic_correlate
+from ..cdft.solver import ConvergenceError, solve
 
 SIGMA = 1.0
 

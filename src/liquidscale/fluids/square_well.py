@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from ..cdft.functional import as_batch, grid_points, periodic_correlate, temperature_column
-from ..cdft.hard_rods import PercusHardRods
+from .hard_rods import PercusHardRods
 
 
 class SquareWellMeanField:
