@@ -43,6 +43,33 @@ rule analysis_system:
         " --profiles {input.profiles} --out {params.out} --threads {threads} > {log} 2>&1"
 
 
+rule analysis_reference_comparison:
+    """The PeTS functional's phase diagram beside FeOs's own answers for the same fluid (verification rung 2)."""
+    input:
+        summary="results/{system}/analysis/summary.json",
+    output:
+        table="results/{system}/analysis/reference.csv",
+        figure=report("results/{system}/analysis/reference.png", caption="../report/reference.rst", category="{system}"),
+        svg="results/{system}/analysis/reference.svg",
+    params:
+        settings=settings_of("analysis"),
+    log:
+        "logs/{system}/analysis/reference.log",
+    wildcard_constraints:
+        system="pets",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+        cpus_per_task=1,
+    shell:
+        "OMP_NUM_THREADS={threads} liquidscale analysis pets-reference --settings {params.settings:q}"
+        " --analysis results/{wildcards.system}/analysis --out results/{wildcards.system}/analysis > {log} 2>&1"
+
+
 rule analysis:
     input:
         expand("results/{system}/analysis/summary.json", system=SYSTEMS),
+        expand("results/{system}/analysis/reference.csv", system=[s for s in SYSTEMS if s == "pets"]),

@@ -1,17 +1,20 @@
-# Neural classical DFT: one c1 functional per system from its profile dataset. The hard_rods system has
-# no simulation: its profiles.nc comes from the exact Percus functional (known mu), and it then goes
-# through the same cdft (and analysis) rules as the simulated systems.
+# Neural classical DFT: one c1 functional per system from its profile dataset. The reference fluids have
+# no simulation: hard_rods' profiles.nc comes from the exact Percus functional, pets' from FeOs's classical
+# DFT of the PeTS fluid (both with known mu); they then go through the same cdft and analysis rules as the
+# simulated systems.
 
 
-rule cdft_hard_rods_profiles:
+rule cdft_reference_fluid_profiles:
     output:
-        "results/hard_rods/profiles.nc",
+        "results/{system}/profiles.nc",
     params:
-        settings=settings_json("hard_rods", "profiles"),
+        settings=settings_of("profiles"),
     log:
-        "logs/hard_rods/profiles.log",
+        "logs/{system}/profiles.log",
     benchmark:
-        "benchmarks/hard_rods/profiles.tsv"
+        "benchmarks/{system}/profiles.tsv"
+    wildcard_constraints:
+        system="|".join(REFERENCE_FLUIDS) or "none",
     resources:
         mem_mb=2000,
         runtime=30,
@@ -19,7 +22,7 @@ rule cdft_hard_rods_profiles:
     conda:
         "../../envs/analysis.yaml"
     shell:
-        "OMP_NUM_THREADS=1 liquidscale cdft hard-rods-data --settings {params.settings:q} --out {output} > {log} 2>&1"
+        "OMP_NUM_THREADS=1 liquidscale cdft fluid-data --settings {params.settings:q} --out {output} > {log} 2>&1"
 
 
 rule cdft_train:

@@ -97,6 +97,8 @@ def reference_shard_dirs(wildcards):
 
 # ---- sampling (MD under random external potentials) and profiles ----------------------------
 SAMPLED = [s for s in SYSTEMS if s in ("water", "co2", "lj")]
+# Reference fluids whose profiles come from a known functional instead of simulation.
+REFERENCE_FLUIDS = [s for s in SYSTEMS if s in ("hard_rods", "pets")]
 
 
 def sampling_batches():
