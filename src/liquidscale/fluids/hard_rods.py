@@ -20,7 +20,6 @@ import torch
 
 from ..errors import UserError
 from ..cdft.functional import as_batch, grid_points, periodic_correlate
-from ..cdft.solver import ConvergenceError, solve
 
 SIGMA = 1.0
 
@@ -83,42 +82,22 @@ def hard_rod_dataset(block: Mapping[str, Any], split_fractions: Sequence[float],
     uniformly from ``beta_mu_range``; a run whose minimisation fails is kept with status failed and
     the solver's reason.
     """
-    from ..dataset import STATUS_FAILED, STATUS_OK, make_profile_dataset, split_runs
-    from ..external import RandomPotentialSettings, random_potential
+    from ._grand_canonical import grand_canonical_dataset
 
-    length, dz, runs = float(block["box_length"]), float(block["dz"]), int(block["runs"])
-    functional = PercusHardRods(dz)
-    n = grid_points(length, dz, "config key 'hard_rods.box_length'")
-    z = (np.arange(n) + 0.5) * dz
-    walls = {} if block["hard_walls"] else {"p_hard_wall": 0.0, "p_slit": 0.0}
-    potential_settings = RandomPotentialSettings(cap=float(block["potential_cap"]), **walls)
+    runs = int(block["runs"])
     beta_mu = np.random.default_rng([seed, 5]).uniform(*block["beta_mu_range"], size=runs)
-    rho = np.zeros((runs, n))
-    V_ext = np.zeros((runs, n))
-    status = np.full(runs, STATUS_OK, dtype=np.int8)
-    reasons = [""] * runs
-    for k in range(runs):
-        V_ext[k] = random_potential((seed, k), length, potential_settings).beta_v(z)
-        try:
-            rho[k] = solve(functional, V_ext[k], 1.0, mu=float(beta_mu[k])).rho
-        except ConvergenceError as exc:
-            rho[k], status[k], reasons[k] = np.nan, STATUS_FAILED, str(exc)
-    return make_profile_dataset(
-        z,
-        rho,
-        V_ext,
-        T=np.ones(runs),
-        mu=beta_mu,
-        N=rho.sum(axis=1) * dz,
-        split=split_runs(np.arange(runs), split_fractions, seed),
-        status=status,
-        failure_reason=reasons,
+    return grand_canonical_dataset(
+        PercusHardRods(float(block["dz"])),
+        block,
+        np.ones(runs),
+        beta_mu,
+        split_fractions,
+        seed,
+        provenance,
         system="hard_rods",
         site="rod",
         dimension=1,
         length_unit="sigma",
         energy_unit="k_B T",
         temperature_unit="T (k_B T = 1)",
-        k_B=1.0,
-        provenance=provenance,
     )
