@@ -9,7 +9,7 @@ import torch
 from scipy.optimize import fsolve
 from scipy.special import lambertw
 
-from liquidscale.analysis.bulk import Isotherm, functional_excess, phase_diagram
+from liquidscale.analysis.bulk import DensityLimit, Isotherm, functional_excess, phase_diagram
 from liquidscale.fluids.square_well import SquareWellMeanField
 from liquidscale.analysis.poles import find_poles, planar_denominator
 from liquidscale.fluids.hard_rods import PercusHardRods, tonks_beta_mu, tonks_beta_p
@@ -48,7 +48,7 @@ def test_mean_field_fluid_binodal_and_critical_point_match_closed_form():
     fluid = SquareWellMeanField(dz=0.05, attraction_range=1.5)
     a = fluid.epsilon * fluid.attraction_range
     diagram = phase_diagram(functional_excess(fluid), np.linspace(0.25, 0.7, 10), rho_max=0.95, n_binodal=30)
-    assert diagram.reason == ""
+    assert diagram.reason == "" and diagram.status == "found"
     assert diagram.critical.T == pytest.approx(8 * a / 27, rel=1e-6)
     assert diagram.critical.rho == pytest.approx(1 / 3, rel=1e-4)
     assert diagram.critical.beta_p == pytest.approx(1 / 8, rel=1e-6)
@@ -98,3 +98,34 @@ def test_a_single_temperature_functional_gets_one_coexistence_and_no_invented_cr
     diagram = phase_diagram(functional_excess(fluid), [T], rho_max=0.95)
     assert diagram.critical is None and "critical point above" in diagram.reason
     assert len(diagram.binodal) == 1 and diagram.binodal[0].T == T
+
+
+def test_mu_turning_down_only_at_the_edge_of_the_density_range_is_no_transition():
+    """Cut at rho_max = 0.2, below the liquid spinodal, the fluid's mu turns down at the range's edge for T < 0.384:
+    one turning point, not a loop, so no transition (counting the edge once gave a 'critical point' at rho_c = rho_max)."""
+    fluid = SquareWellMeanField(dz=0.05, attraction_range=1.5)
+    diagram = phase_diagram(functional_excess(fluid), np.linspace(0.3, 0.5, 6), rho_max=0.2)
+    assert diagram.status == "not found" and diagram.critical is None and diagram.critical_estimate is None
+    assert diagram.reason.startswith("no liquid-vapour transition") and "only at the edge" in diagram.reason
+    assert diagram.binodal == []
+
+
+def test_a_critical_point_without_the_binodal_below_it_is_incomplete():
+    """rho_max = 0.65 holds the loop at every T < Tc but not the coexisting liquid at T = 0.3 (rho_l = 0.729):
+    the loop still closes at the exact Tc, yet the binodal from the lowest T is missing, so not 'found'."""
+    fluid = SquareWellMeanField(dz=0.05, attraction_range=1.5)
+    diagram = phase_diagram(functional_excess(fluid), np.linspace(0.3, 0.5, 9), rho_max=0.65, n_binodal=8)
+    assert diagram.status == "incomplete" and diagram.critical is None
+    assert diagram.critical_estimate.T == pytest.approx(fluid.critical_temperature, rel=1e-6)
+    assert "binodal trace stopped" in diagram.reason and "above the analysed density range" in diagram.reason
+
+
+def test_a_binodal_that_cannot_start_at_the_lowest_temperature_is_incomplete():
+    """Below T = 0.38 the density limit (0.45) lies under the liquid spinodal: the loops inside the range exist only
+    above it, so the binodal cannot start at the lowest analysed T and the diagram is not 'found'."""
+    fluid = SquareWellMeanField(dz=0.05, attraction_range=1.5)
+    limit = DensityLimit((0.3, 0.38, 0.5), (0.45, 0.8, 0.8))
+    diagram = phase_diagram(functional_excess(fluid), np.linspace(0.3, 0.5, 6), rho_max=limit, n_binodal=8)
+    assert [iso.rho_max for iso in diagram.isotherms] == pytest.approx([limit(T) for T in np.linspace(0.3, 0.5, 6)])
+    assert diagram.status == "incomplete" and "below T = " in diagram.reason
+    assert diagram.critical_estimate.T == pytest.approx(fluid.critical_temperature, rel=1e-6)
