@@ -13,6 +13,7 @@ from liquidscale.cdft import thermo
 from liquidscale.fluids.hard_rods import PercusHardRods, hard_rod_dataset, tonks_beta_p
 from liquidscale.cdft.model import METADATA_FILE, WEIGHTS_FILE, load_model
 from liquidscale.cdft.solver import solve
+from liquidscale.cdft.sum_rules import path_independence, wall_sum_rule
 from liquidscale.cdft.train import CHECKPOINT_FILE, TrainingSettings, train_functional
 from liquidscale.external import RandomPotentialSettings, random_potential
 
@@ -72,8 +73,9 @@ def test_fitted_chemical_potentials_recover_the_hidden_ones(trained):
 
 
 @pytest.mark.slow
-def test_noether_sum_rule(trained):
-    """grad c1(z) = int c2(z, z') grad rho(z') dz' (translation invariance), c2 by autograd."""
+def test_implementation_check_noether_translation_invariance(trained):
+    """Implementation check, not physics: grad c1(z) = int c2(z, z') grad rho(z') dz' holds for any periodic
+    conv net by construction; it checks the autograd c2 and the model's periodic padding."""
     model = trained["model"]
     z = (np.arange(100) + 0.5) * DZ
     rho = solve(PercusHardRods(DZ), 1.5 * np.cos(2 * np.pi * z / 10.0), 1.0, mu=2.0).rho
@@ -89,11 +91,45 @@ def test_noether_sum_rule(trained):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("rho_b", [0.3, 0.6])
-def test_structure_factor_at_k0_matches_the_compressibility_of_the_eos(trained, rho_b):
+def test_implementation_check_structure_factor_at_k0_is_the_chain_rule_of_the_eos(trained, rho_b):
+    """Implementation check: S(0) from autograd c2 equals (d beta p / d rho)^-1 of the same network's bulk c1
+    by the chain rule, for any c1; only the second line (against (1 - rho)^2) tests the physics learned."""
     model, h = trained["model"], 1e-4
     dp_drho = (thermo.bulk_beta_pressure(model, rho_b + h, 1.0) - thermo.bulk_beta_pressure(model, rho_b - h, 1.0)) / (2 * h)
     assert thermo.structure_factor(model, rho_b, 1.0, 0.0) == pytest.approx(1.0 / dp_drho, rel=1e-4)
     assert thermo.structure_factor(model, rho_b, 1.0, 0.0) == pytest.approx((1 - rho_b) ** 2, rel=0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("beta_mu", [-1.0, 1.5, 3.5])
+def test_wall_sum_rule_of_the_learned_functional(trained, beta_mu):
+    """The force on a 30 kT soft wall (hard-wall limit) against the network's own bulk pressure: not given by
+    construction. Measured relative mismatch 6.4e-4 / 9.5e-4 / 1.2e-3 (rho_b 0.22 / 0.56 / 0.72; exact
+    Percus: 1e-8), the force < 0.01% / 0.05% / 0.08% from Percus' in the same wall. A 1 kT wall (inside the
+    training potentials) gives 1e-8 to 3e-6, no more than a deliberately non-integrable c1 does (8e-6): a
+    weak smooth wall probes little beyond the bulk EOS."""
+    rule = wall_sum_rule(trained["model"], 1.0, beta_mu, wall_height=30.0)
+    assert abs(rule.mismatch) < 3e-3 * rule.beta_p_wall
+    exact = wall_sum_rule(PercusHardRods(DZ), 1.0, beta_mu, wall_height=30.0)
+    assert rule.beta_p_wall == pytest.approx(exact.beta_p_wall, rel=3e-3)
+
+
+@pytest.mark.slow
+def test_learned_free_energy_is_nearly_path_independent(trained):
+    """beta F_exc differences between exact profiles in unseen potentials, straight path vs scaling paths:
+    a neural c1 is no functional derivative by construction. Measured |difference| / |delta F| 3.5e-4, 4.0e-4,
+    3.3e-4, 4.8e-5 (exact functionals 1e-14; the network's delta F is 1e-3 from the exact one)."""
+    exact = PercusHardRods(DZ)
+    z = (np.arange(100) + 0.5) * DZ
+    settings = RandomPotentialSettings(cap=1.0, p_fourier=1.0, p_hard_wall=0.0, p_slit=0.0)
+
+    def profile(k, beta_mu):
+        return solve(exact, random_potential((424242, k), 10.0, settings).beta_v(z), 1.0, mu=beta_mu).rho
+
+    for (ka, mu_a), (kb, mu_b) in [((0, -1.0), (1, 1.5)), ((0, 0.0), (1, 3.0)), ((2, 1.5), (3, 3.5)), ((4, -2.0), (5, 0.5))]:
+        rho_a, rho_b = profile(ka, mu_a), profile(kb, mu_b)
+        along_straight_path, via_scaling_paths = path_independence(trained["model"], rho_a, rho_b, 1.0)
+        assert abs(along_straight_path - via_scaling_paths) < 1.5e-3 * abs(via_scaling_paths), (ka, kb)
 
 
 @pytest.mark.slow
