@@ -7,6 +7,7 @@ Budget: about 60 s on one core.
 import json
 
 import numpy as np
+import pytest
 import pandas as pd
 import torch
 
@@ -39,8 +40,14 @@ def exact_hard_rod_profiles(functional, length: float = 8.0, runs: int = 3):
     )
 
 
+def one_band_coverage(T: float, density_max: float, density_peak: float) -> dict:
+    """model.json's coverage of a one-temperature functional, as training writes it."""
+    return {"temperature_range": [T, T], "density_unit": "sigma^-1",
+            "temperature_bands": [{"T_low": T, "T_high": T, "runs": 3, "density_max": density_max, "density_peak": density_peak}]}
+
+
 def test_hard_rods_analysis_reports_no_transition_and_writes_every_table(tmp_path):
-    metadata = {**HARD_ROD_UNITS, "architecture": {"temperature_range": [1.0, 1.0]}}
+    metadata = {**HARD_ROD_UNITS, "architecture": {"temperature_range": [1.0, 1.0]}, "coverage": one_band_coverage(1.0, 0.9, 0.95)}
     settings = AnalysisSettings.from_config(validate_config({"systems": ["hard_rods"]})["analysis"])
     functional = PercusHardRods(dz=0.02)
     summary = run_analysis(functional, metadata, settings, tmp_path, {"test": True}, exact_hard_rod_profiles(functional))
@@ -70,12 +77,16 @@ def test_cli_on_an_untrained_neural_functional_finishes_with_reasons(tmp_path):
     torch.manual_seed(0)
     model = NeuralC1(0.05, 1.0, [8, 8], 1.0, [0.8, 1.2])  # dz, window, layer widths, density scale, T range
     save_model(model, {**HARD_ROD_UNITS, "training_data_hash": "none"}, tmp_path / "cdft")
-    config = validate_config({"systems": ["hard_rods"], "analysis": {"isotherms": 4, "binodal_points": 4, "pores": {"widths": [6.0]}}})
+    config = validate_config({"systems": ["hard_rods"], "analysis": {"isotherms": 4, "binodal_points": 4, "pores": {"widths": [6.0]},
+                                                                     "density_max": {"hard_rods": 0.9}}})
     settings = json.dumps(stage_settings(config, "hard_rods", "analysis"))
     out = tmp_path / "analysis"
     assert main(["analysis", "run", "--settings", settings, "--model", str(tmp_path / "cdft"), "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["provenance"]["config_hash"]
+    # a model.json without coverage (older models): the config's density_max is used, and every table says so
+    assert summary["coverage"]["status"] == "coverage unknown" and summary["density_max"] == 0.9
+    assert pd.read_csv(out / "critical_point.csv")["coverage"].iloc[0] == "coverage unknown"
     # whatever the random network implies, each part either has a result or says why not
     if summary["bulk"]["critical_point"] is None:
         assert summary["bulk"]["reason"]
@@ -109,3 +120,61 @@ def test_example_solutions_denser_than_the_training_data_are_flagged(tmp_path):
         expected = profiles["run"].values[profiles["rho_functional"].values.max(axis=1) > threshold]
     assert len(expected) == 2 and list(flagged) == list(expected) == result["beyond_training_density"]
     assert example_profiles(functional, ds, settings, tmp_path, 1.0, 1.0, np.inf)["beyond_training_density"] == []
+
+
+SQUARE_WELL_BANDS = [{"T_low": 0.25, "T_high": 0.4, "runs": 40, "density_max": 0.93, "density_peak": 1.0},
+                     {"T_low": 0.4, "T_high": 0.6, "runs": 40, "density_max": 0.9, "density_peak": 1.0}]
+
+
+def square_well_analysis(tmp_path, bands, analysis=None):
+    """run_analysis of the exact square-well fluid (Tc = 4/9) whose model.json claims a wider architecture range than its coverage."""
+    from liquidscale.fluids.square_well import SquareWellMeanField
+
+    coverage = {"temperature_range": [bands[0]["T_low"], bands[-1]["T_high"]], "temperature_bands": bands, "density_unit": "sigma^-1"}
+    metadata = {**HARD_ROD_UNITS, "architecture": {"temperature_range": [0.25, 0.6]}, "coverage": coverage}
+    section = {"isotherms": 8, "binodal_points": 12, "eos_densities": 40, "widom": {"isotherms": 3, "isobar_temperatures": 8},
+               "poles": {"densities": 6}, "fisher_widom": {"temperatures": 2}, "pores": {"widths": [6.0], "chemical_potentials": 3},
+               **(analysis or {})}
+    settings = AnalysisSettings.from_config(validate_config({"systems": ["hard_rods"], "analysis": section})["analysis"])
+    return run_analysis(SquareWellMeanField(dz=0.1, attraction_range=1.5), metadata, settings, tmp_path, {"test": True})
+
+
+def test_square_well_analysis_inside_a_narrower_coverage_keeps_the_exact_critical_point(tmp_path):
+    """The config asks for density_max 0.95 and T up to 0.7: both are clipped to the coverage (0.93/0.9, T <= 0.6),
+    said in summary.json and in the tables; the exact Tc = 8 eps range / 27 sigma and rho_c = 1/3 remain."""
+    import xarray as xr
+
+    summary = square_well_analysis(tmp_path, SQUARE_WELL_BANDS, {"density_max": {"hard_rods": 0.95}, "temperature_range": {"hard_rods": [0.2, 0.7]}})
+    clipped = " ".join(summary["coverage"]["clipped"])
+    assert summary["coverage"]["status"] == "from model.json" and "analysis.density_max.hard_rods" in clipped and "temperature_range" in clipped
+    assert summary["temperature_range"] == [0.25, 0.6]
+    critical = pd.read_csv(tmp_path / "critical_point.csv")
+    assert critical["status"].iloc[0] == "found" and critical["coverage"].iloc[0] == "inside"
+    assert critical["T"].iloc[0] == pytest.approx(8 * 1.5 / 27, rel=1e-6) and critical["rho"].iloc[0] == pytest.approx(1 / 3, rel=1e-4)
+    binodal = pd.read_csv(tmp_path / "binodal.csv")
+    assert len(binodal) == 12 and (binodal["coverage"] == "inside").all()
+    band_max = np.where(binodal["T"] < 0.4, 0.93, 0.9)
+    assert (binodal["density_max"] <= band_max + 1e-12).all() and (binodal["rho_liquid"] < binodal["density_max"]).all()
+    with xr.open_dataset(tmp_path / "eos.nc") as eos:
+        rho, limit = eos["rho"].values, eos["density_max"].values
+        assert limit.max() == pytest.approx(0.93) and limit[-1] == pytest.approx(0.9)
+        beyond = rho[None, :] > limit[:, None] * (1 + 1e-12)
+        assert beyond.any() and np.isnan(eos["beta_p"].values[beyond]).all() and not eos["covered"].values[beyond].any()
+        assert np.isfinite(eos["beta_p"].values[~beyond]).all()
+    widom = pd.read_csv(tmp_path / "widom.csv")
+    assert (widom["T"] <= 0.6).all() and (widom["coverage"] == "inside").all()
+    refused = summary["supercritical"]["refused_beyond_analysed_temperatures"]
+    assert refused["widom_isotherms"] and min(refused["widom_isotherms"]) > 0.6  # 1.4 Tc = 0.62 is past the coverage
+    for table in ("interface.csv", "pores.csv", "fisher_widom.csv"):
+        assert "coverage" in pd.read_csv(tmp_path / table)
+
+
+def test_square_well_analysis_with_coverage_below_tc_reports_no_critical_point(tmp_path):
+    """Covered only up to T = 0.4 < Tc = 0.444 (the architecture says 0.6): the loop persists at the top covered T,
+    so critical_point.csv says 'not found' and why, and nothing supercritical is computed."""
+    summary = square_well_analysis(tmp_path, SQUARE_WELL_BANDS[:1])
+    critical = pd.read_csv(tmp_path / "critical_point.csv")
+    assert critical["status"].iloc[0] == "not found" and np.isnan(critical["T"].iloc[0])
+    assert "critical point above the analysed (covered) temperatures" in critical["reason"].iloc[0]
+    assert summary["temperature_range"] == [0.25, 0.4] and summary["bulk"]["status"] == "not found"
+    assert pd.read_csv(tmp_path / "widom.csv").empty and not pd.read_csv(tmp_path / "binodal.csv").empty

@@ -2,9 +2,11 @@
 
 Each part that cannot be computed (no transition, rough functional, solver failure) is recorded with
 its reason in ``summary.json`` and in the tables' ``status``/``reason`` columns instead of stopping the
-run or inventing a number. Output files (all under the output folder):
+run or inventing a number. Everything is computed inside the functional's training coverage
+(``coverage.analysis_range``); each table's ``coverage`` column (eos.nc: ``covered``) says whether a
+value lies inside it, beyond it, or that the model records none. Output files (all under the output folder):
 
-    eos.nc                  beta mu, beta p, p, S(0) on a (T, rho) grid
+    eos.nc                  beta mu, beta p, p, S(0) on a (T, rho) grid (NaN beyond each isotherm's density_max)
     binodal.csv             coexisting densities, spinodal, mu and p along T (+ K, kg/m^3, MPa)
     critical_point.csv      Tc, rho_c, p_c or the reason there is none
     widom.csv               Widom lines, one row per point, labelled by definition
@@ -29,6 +31,7 @@ import numpy as np
 from ..errors import UserError
 from ..io import atomic_path, write_json
 from .bulk import NotFound, PhaseDiagram, functional_excess, phase_diagram
+from .coverage import AnalysisRange, analysis_range
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,8 @@ class AnalysisSettings:
     binodal_points: int
     chebyshev_degree: int
     eos_densities: int
-    density_max: Mapping[str, float]
+    density_max: Mapping[str, float | None]
+    temperature_range: Mapping[str, list[float] | None]
     widom: Mapping[str, Any]
     poles: Mapping[str, Any]
     fisher_widom: Mapping[str, Any]
@@ -56,15 +60,21 @@ def _timed(timings: dict[str, float], name: str, start: float) -> None:
     timings[name] = round(time.perf_counter() - start, 3)
 
 
-def write_eos(path: Path, diagram: PhaseDiagram, rho: np.ndarray, k_B: float, units: Mapping[str, str], provenance: Mapping[str, Any]) -> None:
+def write_eos(path: Path, diagram: PhaseDiagram, rho: np.ndarray, k_B: float, units: Mapping[str, str], provenance: Mapping[str, Any],
+              domain: AnalysisRange) -> None:
+    """The EOS on one (T, rho) grid; beyond an isotherm's own density_max nothing is known, so NaN there."""
     import json
 
     import xarray as xr
 
     T = np.array([iso.T for iso in diagram.isotherms])
-    beta_mu = np.array([iso.beta_mu(rho) for iso in diagram.isotherms])
-    beta_p = np.array([iso.beta_p(rho) for iso in diagram.isotherms])
-    slope = np.array([iso.dbeta_p(rho) for iso in diagram.isotherms])
+    analysed = np.array([rho <= iso.rho_max * (1 + 1e-12) for iso in diagram.isotherms])
+
+    def table(quantity: str) -> np.ndarray:
+        return np.where(analysed, np.array([getattr(iso, quantity)(np.minimum(rho, iso.rho_max)) for iso in diagram.isotherms]), np.nan)
+
+    beta_mu, beta_p, slope = table("beta_mu"), table("beta_p"), table("dbeta_p")
+    covered = np.array([[domain.flag(t, density=r) == "inside" for r in rho] for t in T]) & analysed
     energy, length, dim = units["energy_unit"], units["length_unit"], units["dimension"]
     ds = xr.Dataset(
         {
@@ -74,12 +84,15 @@ def write_eos(path: Path, diagram: PhaseDiagram, rho: np.ndarray, k_B: float, un
             "p": (("T", "rho"), beta_p * k_B * T[:, None], {"units": f"{energy} {length}^-{dim}", "long_name": "pressure"}),
             "S0": (("T", "rho"), 1.0 / slope, {"units": "1", "long_name": "S(0) = 1 / (d beta p / d rho); negative inside the spinodal"}),
             "fit_error": (("T",), [iso.fit_error for iso in diagram.isotherms], {"units": "1", "long_name": "max Chebyshev interpolation error of beta mu_ex"}),
+            "density_max": (("T",), [iso.rho_max for iso in diagram.isotherms], {"units": f"{length}^-{dim}", "long_name": "highest analysed density (training coverage, narrowed by the config)"}),
+            "covered": (("T", "rho"), covered, {"long_name": "inside the functional's training coverage (false everywhere when the model records none)"}),
         },
         coords={
             "T": ("T", T, {"units": units["temperature_unit"], "long_name": "temperature"}),
             "rho": ("rho", rho, {"units": f"{length}^-{dim}", "long_name": "number density of the density site"}),
         },
-        attrs={"provenance": json.dumps(dict(provenance), sort_keys=True, default=str), "k_B": k_B},
+        attrs={"provenance": json.dumps(dict(provenance), sort_keys=True, default=str), "k_B": k_B,
+               "coverage": domain.summary()["status"], "coverage_notes": "; ".join(domain.notes)},
     )
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp)
@@ -95,37 +108,38 @@ def run_analysis(functional, metadata: Mapping[str, Any], settings: AnalysisSett
     system = metadata["system"]
     k_B = float(metadata["k_B"])
     units = {k: metadata[k] for k in ("length_unit", "energy_unit", "temperature_unit", "dimension")}
-    rho_max = float(settings.density_max[system])
-    T_low, T_high = (float(t) for t in metadata["architecture"]["temperature_range"])
+    domain = analysis_range(metadata, settings.density_max, settings.temperature_range)
+    T_low, T_high = domain.T_low, domain.T_high
     temperatures = np.linspace(T_low, T_high, settings.isotherms) if T_high > T_low else np.array([T_low])
+    rho_max = max(domain.limit(float(T)) for T in temperatures)
     timings: dict[str, float] = {}
     summary: dict[str, Any] = {"system": system, "units": units, "k_B": k_B, "density_max": rho_max,
-                                "temperature_range": [T_low, T_high], "provenance": dict(provenance)}
+                                "temperature_range": [T_low, T_high], "coverage": domain.summary(), "provenance": dict(provenance)}
 
     start = time.perf_counter()
     excess = functional_excess(functional)
     try:
-        diagram = phase_diagram(excess, temperatures, rho_max, settings.binodal_points, settings.chebyshev_degree)
+        diagram = phase_diagram(excess, temperatures, domain.limit, settings.binodal_points, settings.chebyshev_degree)
     except NotFound as exc:
         raise UserError(f"{system}: the bulk equation of state cannot be analysed: {exc}") from None
     _timed(timings, "bulk_and_binodal", start)
-    summary["bulk"] = {"reason": diagram.reason, "binodal_points": len(diagram.binodal),
+    summary["bulk"] = {"status": diagram.status, "reason": diagram.reason, "binodal_points": len(diagram.binodal),
                        "critical_point": asdict(diagram.critical) if diagram.critical else None,
                        "max_fit_error": max(iso.fit_error for iso in diagram.isotherms)}
     rho_grid = rho_max * np.arange(1, settings.eos_densities + 1) / settings.eos_densities
-    write_eos(out_dir / "eos.nc", diagram, rho_grid, k_B, units, provenance)
-    pipeline.write_binodal(out_dir, system, diagram, k_B)
+    write_eos(out_dir / "eos.nc", diagram, rho_grid, k_B, units, provenance, domain)
+    pipeline.write_binodal(out_dir, system, diagram, k_B, domain)
 
     start = time.perf_counter()
-    summary["supercritical"] = pipeline.supercritical(functional, excess, diagram, settings, rho_max, k_B, out_dir, system)
+    summary["supercritical"] = pipeline.supercritical(functional, excess, diagram, settings, domain, k_B, out_dir, system)
     _timed(timings, "widom_and_fisher_widom", start)
 
     start = time.perf_counter()
-    summary["interface"] = pipeline.interface(functional, excess, diagram, settings, rho_max, out_dir, system, k_B, units)
+    summary["interface"] = pipeline.interface(functional, excess, diagram, settings, domain, out_dir, system, k_B, units)
     _timed(timings, "free_interface", start)
 
     start = time.perf_counter()
-    summary["pores"] = pipeline.pores(functional, excess, diagram, settings, rho_max, k_B, out_dir, system, summary["interface"])
+    summary["pores"] = pipeline.pores(functional, excess, diagram, settings, domain, k_B, out_dir, system, summary["interface"])
     _timed(timings, "pores", start)
 
     summary["experiment"] = pipeline.experiment(out_dir, system, diagram, k_B)

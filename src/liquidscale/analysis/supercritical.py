@@ -16,7 +16,7 @@ central differences of the bulk EOS at fixed rho):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,11 +82,11 @@ def residual_cp(excess: BulkExcess, rho: float, T: float, rho_max: float, h: flo
     return -(2 * T * phi_T + T**2 * phi_TT) / rho + (bp[1] + T * bp_T) ** 2 / (rho**2 * slope) - 1.0
 
 
-def isobar_lines(excess: BulkExcess, pressures_kT: Sequence[float], temperatures: np.ndarray, rho_max: float, k_B: float,
-                 with_cp: bool) -> list[LinePoint]:
+def isobar_lines(excess: BulkExcess, pressures_kT: Sequence[float], temperatures: np.ndarray, density_max: Callable[[float], float],
+                 k_B: float, with_cp: bool) -> list[LinePoint]:
     """Maxima of chi_T (and c_p^res) along isobars p = const; ``pressures_kT`` are p / k_B in internal units
-    (p in energy per volume divided by k_B), so beta p = pressure_kT / T on each isotherm."""
-    isotherms = [Isotherm.from_functional(excess, float(T), rho_max) for T in temperatures]
+    (p in energy per volume divided by k_B), so beta p = pressure_kT / T on each isotherm, analysed up to density_max(T)."""
+    isotherms = [Isotherm.from_functional(excess, float(T), density_max(float(T))) for T in temperatures]
     points = []
     for p_kT in pressures_kT:
         rho = np.full(len(temperatures), np.nan)
@@ -99,14 +99,14 @@ def isobar_lines(excess: BulkExcess, pressures_kT: Sequence[float], temperatures
         responses = {"chi_T isobar": chi}
         if with_cp:
             responses["cp isobar"] = np.array(
-                [residual_cp(excess, r, float(T), rho_max) if np.isfinite(r) else np.nan for T, r in zip(temperatures, rho)]
+                [residual_cp(excess, r, float(T), density_max(float(T))) if np.isfinite(r) else np.nan for T, r in zip(temperatures, rho)]
             )
         for definition, values in responses.items():
             best = _refine_maximum(np.asarray(temperatures, dtype=float), values)
             if best is None:
                 continue
             T_star, value = best
-            iso = Isotherm.from_functional(excess, T_star, rho_max)
+            iso = Isotherm.from_functional(excess, T_star, density_max(T_star))
             r = density_on_isobar(iso, p_kT / T_star)
             points.append(LinePoint(definition, T_star, r, p_kT / T_star, value))
     return points
@@ -123,14 +123,17 @@ def bulk_poles(functional, rho: np.ndarray, T: float, a1_max: float, a0_max: flo
     return poles
 
 
-def xi_isotherm_line(functional, isotherms: Sequence[Isotherm], Tc: float, rho_grid: np.ndarray, a1_max: float, a0_max: float) -> list[LinePoint]:
+def xi_isotherm_line(functional, isotherms: Sequence[Isotherm], Tc: float, density_fractions: np.ndarray, a1_max: float,
+                     a0_max: float) -> list[LinePoint]:
     """Maximum along each supercritical isotherm of xi = 1/a0 of the leading purely imaginary pole: the
     monotonic decay length that diverges at the critical point (complex poles whose a0 -> 0 signal a
-    structural instability of the uniform fluid instead, and are reported by ``Poles.unstable_at``)."""
+    structural instability of the uniform fluid instead, and are reported by ``Poles.unstable_at``).
+    Densities are ``density_fractions`` of each isotherm's own rho_max."""
     points = []
     for iso in isotherms:
         if iso.T <= Tc:
             continue
+        rho_grid = np.asarray(density_fractions) * iso.rho_max
         poles = bulk_poles(functional, rho_grid, iso.T, a1_max, a0_max)
         xi = np.array([1.0 / p.leading_imaginary if p.stable and p.imaginary.size else np.nan for p in poles])
         best = _refine_maximum(rho_grid, xi)
