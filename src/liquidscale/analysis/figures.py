@@ -1,7 +1,9 @@
 """Figures of one system's analysis, drawn from its tables (PNG and SVG, written atomically).
 
 Water and CO2 are drawn in K, kg/m^3 and MPa beside the experimental saturation data; lj and
-hard_rods in reduced units. A figure whose data are missing says why inside the axes.
+hard_rods in reduced units. A missing result is said in the panel's title, never drawn over data;
+densities beyond the analysed range (the training coverage) are shaded, points flagged beyond
+coverage in a table are drawn hollow or as grey crosses.
 """
 
 from __future__ import annotations
@@ -36,7 +38,37 @@ def _read(out_dir: Path, name: str):
 
 
 def _note(ax, text: str) -> None:
-    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", wrap=True, fontsize=8, color="0.3")
+    """Append to the panel's title what is missing or unsure, where it cannot hide data."""
+    import textwrap
+
+    ax.set_title("\n".join(t for t in (ax.get_title(), textwrap.fill(text, 80)) if t), fontsize=8)
+
+
+def _outside(table) -> "np.ndarray":
+    """Rows a table flags beyond the training coverage ('coverage unknown' is said once per figure instead)."""
+    if table.empty or "coverage" not in table:
+        return np.zeros(len(table), bool)
+    return ~table["coverage"].isin(["inside", "coverage unknown"]).to_numpy()
+
+
+def _coverage_unknown(out_dir: Path, ax) -> None:
+    crit = _read(out_dir, "critical_point.csv")
+    if "coverage" in crit and crit["coverage"].iloc[0] == "coverage unknown":
+        _note(ax, "coverage unknown: the model records no training coverage")
+
+
+def _shade_beyond_density_max(out_dir: Path, ax, system: str, axes: "_Axes") -> None:
+    """Shade rho > density_max(T) (from eos.nc): the functional was not analysed, or not trained, there."""
+    import xarray as xr
+
+    if not (out_dir / "eos.nc").is_file():
+        return
+    with xr.open_dataset(out_dir / "eos.nc") as eos:
+        if "density_max" not in eos:
+            return
+        T, rho_max = eos["T"].values, eos["density_max"].values
+    x = lab.kg_per_m3(rho_max, system) if axes.lab else rho_max
+    ax.fill_betweenx(T, x, 1.15 * np.max(x), color="0.85", hatch="//", edgecolor="0.7", lw=0, label="beyond the analysed density (coverage)")
 
 
 class _Axes:
@@ -62,6 +94,8 @@ def phase_diagram(out_dir: Path, system: str, axes: _Axes) -> None:
     binodal, crit = _read(out_dir, "binodal.csv"), _read(out_dir, "critical_point.csv")
     widom, fw = _read(out_dir, "widom.csv"), _read(out_dir, "fisher_widom.csv")
     fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.set_title(f"{system}: phase diagram from the functional")
+    _shade_beyond_density_max(out_dir, ax, system, axes)
     if not binodal.empty:
         ax.plot(binodal[axes.rho("rho_vapour")], binodal["T"], "C0-", label="binodal (equal mu, p)")
         ax.plot(binodal[axes.rho("rho_liquid")], binodal["T"], "C0-")
@@ -70,19 +104,23 @@ def phase_diagram(out_dir: Path, system: str, axes: _Axes) -> None:
     if not crit.empty and crit["status"].iloc[0] == "found":
         ax.plot(crit[axes.rho("rho")], crit["T"], "C3*", ms=12, label="critical point")
     else:
-        _note(ax, str(crit["reason"].iloc[0]) if not crit.empty else "no critical point")
+        status = crit["status"].iloc[0] if not crit.empty else "not found"
+        _note(ax, f"critical point {status}: {crit['reason'].iloc[0]}" if not crit.empty else "no critical point")
     for i, (definition, group) in enumerate(widom.groupby("definition") if not widom.empty else []):
-        ax.plot(group[axes.rho("rho")], group["T"], marker="o^sv"[i % 4], ls=":", ms=4, color=f"C{i + 4}", label=f"Widom: max {definition}")
+        outside = _outside(group)
+        ax.plot(group[axes.rho("rho")], group["T"], marker="o^sv"[i % 4], ls=":", ms=4, color=f"C{i + 4}", label=f"Widom: max {definition}",
+                markevery=list(np.flatnonzero(~outside)))
+        ax.plot(group[axes.rho("rho")][outside], group["T"][outside], marker="o^sv"[i % 4], ls="none", ms=4, mfc="none", color=f"C{i + 4}")
     if not fw.empty and (fw["status"] == "found").any():
         found = fw[fw["status"] == "found"]
         ax.plot(found[axes.rho("rho")], found["T"], "k-.", marker="x", label="Fisher-Widom line")
+    _coverage_unknown(out_dir, ax)
     if system in lab.REFERENCE_FILES:
         table, _ = lab.experimental_saturation(system)
         ax.plot(table["rho_vapour_kg_m3"], table["T_K"], "0.5", ls="none", marker=".", label="experiment (saturation)")
         ax.plot(table["rho_liquid_kg_m3"], table["T_K"], "0.5", ls="none", marker=".")
     ax.set_xlabel(axes.rho_label)
     ax.set_ylabel(axes.T_label)
-    ax.set_title(f"{system}: phase diagram from the functional")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7)
     _save(fig, out_dir, "phase_diagram")
@@ -99,6 +137,9 @@ def pressure_temperature(out_dir: Path, system: str, axes: _Axes) -> None:
         _note(ax, "no liquid-vapour coexistence")
     if not crit.empty and crit["status"].iloc[0] == "found":
         ax.plot(crit["T"], crit[axes.p("p")], "C3*", ms=12, label="critical point")
+    elif not crit.empty:
+        _note(ax, f"critical point {crit['status'].iloc[0]}")
+    _coverage_unknown(out_dir, ax)
     for i, (definition, group) in enumerate(widom.groupby("definition") if not widom.empty else []):
         ax.plot(group["T"], group[axes.p("p")], marker="o^sv"[i % 4], ls=":", ms=4, color=f"C{i + 4}", label=f"Widom: max {definition}")
     if system in lab.REFERENCE_FILES:
@@ -134,6 +175,8 @@ def isotherms(out_dir: Path, system: str, axes: _Axes, count: int = 6) -> None:
         ax.plot(binodal[axes.rho("rho_liquid")], binodal[axes.p("p")], "k-", lw=1.5)
         top = binodal[axes.p("p")].max()
         ax.set_ylim(-1.5 * abs(top), 3 * abs(top))
+    _note(ax, "each isotherm drawn up to its analysed density_max (training coverage)")
+    _coverage_unknown(out_dir, ax)
     ax.set_xlabel(axes.rho_label)
     ax.set_ylabel(axes.p_label)
     ax.legend(fontsize=7)
@@ -153,6 +196,10 @@ def pores(out_dir: Path, system: str) -> None:
             for name, style in (("adsorption", "-"), ("desorption", "--")):
                 b = group[group["branch"] == name]
                 left.plot(b["beta_mu"] - mu_sat, b["mean_density"], style, color=f"C{i}", label=f"H = {H:g} ({name[:3]}.)")
+        outside = _outside(branches)
+        if outside.any():
+            left.plot(branches["beta_mu"][outside] - mu_sat, branches["mean_density"][outside], "x", color="0.4", ms=5,
+                      label="profile denser than its training data")
         left.axvline(0.0, color="0.5", lw=0.8)
         left.set_xlabel("beta (mu - mu_sat)")
         left.set_ylabel("mean density N / H")
@@ -161,7 +208,11 @@ def pores(out_dir: Path, system: str) -> None:
     if found.empty:
         _note(right, "no capillary coexistence found" + (f": {table['reason'].iloc[0]}" if not table.empty else ""))
     else:
-        right.plot(found["H"], found["shift_times_H"], "o-", label="beta (mu_sat - mu_cc) H")
+        outside = _outside(found)
+        right.plot(found["H"], found["shift_times_H"], "C0-")
+        right.plot(found["H"][~outside], found["shift_times_H"][~outside], "C0o", label="beta (mu_sat - mu_cc) H")
+        if outside.any():
+            right.plot(found["H"][outside], found["shift_times_H"][outside], "C0o", mfc="none", label="... beyond training coverage")
         kelvin = found["kelvin_shift_times_H"].iloc[0]
         if np.isfinite(kelvin):
             right.axhline(kelvin, color="C3", ls="--", label="Kelvin: 2 beta (gamma_wv - gamma_wl) / (rho_l - rho_v)")
@@ -190,8 +241,10 @@ def profiles(out_dir: Path, system: str, axes: _Axes) -> None:
         _note(left, "no test profiles solved")
     path = out_dir / "interface.nc"
     if path.is_file():
+        interface = _read(out_dir, "interface.csv")
+        beyond = bool(_outside(interface).any())
         with xr.open_dataset(path) as ds:
-            right.plot(ds["z"], ds["rho"], "C0-", label="free interface (functional)")
+            right.plot(ds["z"], ds["rho"], "C0-", label="free interface (functional)" + (" - beyond training coverage" if beyond else ""))
             for key in ("rho_vapour_bulk", "rho_liquid_bulk"):
                 right.axhline(ds.attrs[key], color="C3", ls=":", lw=1)
         right.set_xlabel("z")
