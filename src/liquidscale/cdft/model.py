@@ -1,8 +1,10 @@
 """The neural one-body direct correlation functional c1[rho](z; T) (local learning).
 
-c1 at z is a function of the density on the window z +- w and of the temperature: a convolution,
-pointwise softplus layers and a second convolution, over circularly padded profiles, so a whole
-batch of profiles is evaluated at once. The gauge c1[rho = 0] = 0 is exact: the network's output
+c1 at z is a function of the density on the window z +- w and of the temperature. Two architectures
+(``cdft.architecture``): ``conv``, a convolution over part of the window, pointwise softplus layers and
+a second convolution over the rest; ``mlp`` (Sammüller et al.), a dense network whose first layer sees
+the whole window — a convolution of the full window width, then pointwise layers and a one-point
+output. Both run over circularly padded profiles, so a whole batch of profiles is evaluated at once. The gauge c1[rho = 0] = 0 is exact: the network's output
 on an empty window (at the same T) is subtracted.
 
 Saved as ``model.safetensors`` (plain tensors) + ``model.json`` (architecture, grid, units,
@@ -22,6 +24,8 @@ from ..io import atomic_path, read_json, write_json
 from .functional import as_batch, periodic_conv, temperature_column
 
 MODEL_KIND = "liquidscale.neural_c1"
+ARCHITECTURES = ("conv", "mlp")
+TEMPERATURE_INPUTS = ("T", "1/T")
 WEIGHTS_FILE = "model.safetensors"
 METADATA_FILE = "model.json"
 
@@ -29,9 +33,12 @@ METADATA_FILE = "model.json"
 class NeuralC1(torch.nn.Module):
     """c1 from rho on +-``window`` around each grid point and T (implements ``Functional``).
 
-    Two convolutions whose half-widths add up to the window, with pointwise softplus layers between:
-    the first learns weighted densities (and takes T), the second integrates a nonlinear function of
-    them — the structure of fundamental-measure theory, without assuming its form.
+    ``conv``: two convolutions whose half-widths add up to the window, with pointwise softplus layers
+    between: the first learns weighted densities (and takes T), the second integrates a nonlinear
+    function of them — the structure of fundamental-measure theory, without assuming its form.
+    ``mlp``: the first layer sees the whole window (and T), the output layer one point: a dense MLP.
+    ``temperature_inputs``: T and/or 1/T, each scaled to [-1, 1] over the training range, enter the
+    first layer as biases.
     """
 
     def __init__(
@@ -41,18 +48,26 @@ class NeuralC1(torch.nn.Module):
         channels: Sequence[int],
         density_scale: float,
         temperature_range: Sequence[float],
+        kind: str = "conv",
+        temperature_inputs: Sequence[str] = ("T",),
     ):
         super().__init__()
+        if kind not in ARCHITECTURES:
+            raise UserError(f"config key 'cdft.architecture': {kind!r} is not one of {list(ARCHITECTURES)}")
+        if not temperature_inputs or set(temperature_inputs) - set(TEMPERATURE_INPUTS):
+            raise UserError(f"temperature inputs {list(temperature_inputs)} are not a non-empty subset of {list(TEMPERATURE_INPUTS)}")
         half_points = max(1, round(window / dz))  # the window is rounded to whole grid points
         self.dz = float(dz)
         self.interaction_range = half_points * self.dz
-        inner = (half_points + 1) // 2
+        self.kind = kind
+        self.temperature_inputs = list(temperature_inputs)
+        inner = (half_points + 1) // 2 if kind == "conv" else half_points
         self.channels = [int(c) for c in channels]
         self.density_scale = float(density_scale)
         self.temperature_range = [float(t) for t in temperature_range]
         f64 = {"dtype": torch.float64}
         self.window_layer = torch.nn.Conv1d(1, self.channels[0], 2 * inner + 1, **f64)
-        self.temperature_layer = torch.nn.Linear(1, self.channels[0], bias=False, **f64)
+        self.temperature_layer = torch.nn.Linear(len(self.temperature_inputs), self.channels[0], bias=False, **f64)
         layers: list[torch.nn.Module] = [torch.nn.Softplus()]
         for width_in, width_out in zip(self.channels, self.channels[1:]):
             layers += [torch.nn.Conv1d(width_in, width_out, 1, **f64), torch.nn.Softplus()]
@@ -66,15 +81,22 @@ class NeuralC1(torch.nn.Module):
             "channels": self.channels,
             "density_scale": self.density_scale,
             "temperature_range": self.temperature_range,
+            "kind": self.kind,
+            "temperature_inputs": self.temperature_inputs,
         }
 
-    def _scaled_temperature(self, T: torch.Tensor) -> torch.Tensor:
+    def _temperature_features(self, T: torch.Tensor) -> torch.Tensor:
+        """(batch, inputs): T and/or 1/T, each mapped linearly onto [-1, 1] over the training range (0 at one T)."""
         low, high = self.temperature_range
-        return (T - 0.5 * (low + high)) / (0.5 * (high - low)) if high > low else T * 0.0
+        features = []
+        for name in self.temperature_inputs:
+            value, a, b = (T, low, high) if name == "T" else (1.0 / T, 1.0 / high, 1.0 / low)
+            features.append((value - 0.5 * (a + b)) / (0.5 * (b - a)) if high > low else T * 0.0)
+        return torch.stack(features, -1)
 
     def c1(self, rho: torch.Tensor, T: torch.Tensor | float) -> torch.Tensor:
         rho, single = as_batch(rho)
-        t = self._scaled_temperature(temperature_column(T, rho.shape[0], rho)).unsqueeze(-1)
+        t = self._temperature_features(temperature_column(T, rho.shape[0], rho))
         t_term = self.temperature_layer(t).unsqueeze(-1)  # (batch, channels0, 1)
         h = self.pointwise(periodic_conv((rho / self.density_scale).unsqueeze(1), self.window_layer.weight, self.window_layer.bias) + t_term)
         c1 = periodic_conv(h, self.out_layer.weight, self.out_layer.bias).squeeze(1)
@@ -107,7 +129,7 @@ def load_model(folder: str | Path) -> tuple[NeuralC1, dict[str, Any]]:
     metadata = read_json(folder / METADATA_FILE)
     if metadata.get("kind") != MODEL_KIND:
         raise UserError(f"{folder / METADATA_FILE}: not a liquidscale neural c1 model (kind {metadata.get('kind')!r})")
-    model = NeuralC1(**metadata["architecture"])
+    model = NeuralC1(**metadata["architecture"])  # models saved before "kind" existed are conv networks of T
     try:
         model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
     except (FileNotFoundError, SafetensorError, RuntimeError) as exc:

@@ -6,7 +6,10 @@ Target (Euler-Lagrange): c1(z) = ln rho(z) + beta V_ext(z) - beta mu_k. Where a 
 their exact least-squares optimum for the current network (the masked mean of ln rho + beta V - c1)
 instead of being chased by gradient steps: the same joint minimum, reached as fast as with known mu.
 The network's exact gauge c1[rho = 0] = 0 makes the fit unique.
-Bins with too little density for a meaningful log are masked. Runs are mirrored z -> -z.
+Bins with too little density for a meaningful log are masked. Where the dataset carries a per-bin
+standard error of rho, each bin's squared residual is weighted by the inverse variance of its ln rho
+(the fitted beta mu_k become weighted means) and bins without a clear signal are masked (``usable_bins``).
+Runs are mirrored z -> -z.
 Interrupted trainings resume from ``checkpoint.pt`` (plain tensors, loaded with weights_only).
 """
 
@@ -26,8 +29,9 @@ import torch
 from .. import dataset as pds
 from ..errors import UserError
 from ..io import atomic_path, canonical_hash, write_json
+from .heldout import canonical_prediction
 from .model import NeuralC1, save_model
-from .solver import ConvergenceError, SolverSettings, solve
+from .solver import ConvergenceError, SolverSettings
 
 CHECKPOINT_FILE = "checkpoint.pt"
 CURVE_CSV = "training.csv"
@@ -40,6 +44,8 @@ class TrainingSettings:
     """The cdft config section for one system (``window`` is that system's entry of ``cdft.window``)."""
 
     window: float
+    architecture: str = "conv"
+    temperature_inputs: tuple[str, ...] = ("T",)
     channels: tuple[int, ...] = (32, 32)
     optimizer: str = "lbfgs"
     max_epochs: int = 300
@@ -50,6 +56,8 @@ class TrainingSettings:
     final_learning_rate: float = 1e-5
     batch_runs: int = 8
     min_density_fraction: float = 1e-3
+    min_signal_to_noise: float = 3.0
+    log_density_noise_floor: float = 0.01
     mirror: bool = True
     use_known_mu: bool = True
     checkpoint_every: int = 10
@@ -65,20 +73,23 @@ class TrainingSettings:
             raise UserError(f"config key 'cdft.window.{system}' is missing: the window half-width of the {system} functional")
         known = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in section.items() if k in known}
-        if "channels" in kwargs:
-            kwargs["channels"] = tuple(kwargs["channels"])
+        for key in ("channels", "temperature_inputs"):
+            if key in kwargs:
+                kwargs[key] = tuple(kwargs[key])
         return cls(window=float(windows[system]), **kwargs)
 
 
 @dataclass
 class Runs:
-    """The ok runs of one split as tensors: rho, beta V_ext, T, mask, ln rho + beta V (masked bins 0), known beta mu (NaN)."""
+    """The ok runs of one split as tensors: rho, beta V_ext, T, mask, loss weight per bin (0 where masked, mean 1
+    over the split's unmasked bins), ln rho + beta V (masked bins 0), known beta mu (NaN)."""
 
     run: np.ndarray
     rho: torch.Tensor
     beta_V: torch.Tensor
     T: torch.Tensor
     mask: torch.Tensor
+    weight: torch.Tensor
     log_boltzmann_inverse: torch.Tensor
     beta_mu_known: torch.Tensor
     mean_density: torch.Tensor
@@ -87,17 +98,52 @@ class Runs:
         return len(self.run)
 
 
-def prepare_runs(ds, split: str, min_density_fraction: float) -> Runs:
+def prepare_runs(ds, split: str, settings: TrainingSettings) -> Runs:
     part = pds.ok_runs(ds, split)
     k_B = float(ds.attrs["k_B"])
     rho = torch.as_tensor(part[pds.RHO].values, dtype=torch.float64)
+    stderr = torch.as_tensor(part[pds.RHO_STDERR].values, dtype=torch.float64) if pds.RHO_STDERR in part else None
     T = torch.as_tensor(part[pds.TEMPERATURE].values, dtype=torch.float64)
     beta_V = torch.as_tensor(part[pds.V_EXT].values, dtype=torch.float64) / (k_B * T[:, None])
     mean_density = torch.as_tensor(part[pds.N_PARTICLES].values / (part[pds.AREA].values * pds.box_length(ds)))
-    mask = (rho > min_density_fraction * rho.mean(1, keepdim=True)) & torch.isfinite(beta_V)
+    mask = usable_bins(rho, stderr, beta_V, settings)
+    weight = inverse_variance_weights(rho, stderr, mask, settings.log_density_noise_floor)
     target = torch.where(mask, torch.log(rho.clamp_min(1e-300)) + torch.where(mask, beta_V, 0.0), 0.0)
     beta_mu = torch.as_tensor(part[pds.MU].values, dtype=torch.float64) / (k_B * T)
-    return Runs(part[pds.RUN].values, rho, beta_V, T, mask, target, beta_mu, mean_density)
+    return Runs(part[pds.RUN].values, rho, beta_V, T, mask, weight, target, beta_mu, mean_density)
+
+
+def usable_bins(rho: torch.Tensor, stderr: torch.Tensor | None, beta_V: torch.Tensor, settings: TrainingSettings) -> torch.Tensor:
+    """Bins whose ln rho is meaningful: finite V, rho > 0 and above ``min_density_fraction`` of the run's mean.
+
+    With a known stderr a bin must also be clearly above its noise: the mean of its four neighbours
+    (+-2 bins, periodic) above ``min_signal_to_noise`` stderr, and that density, not the bin's own,
+    above the fraction. Deciding on the bin's own noisy value would keep a dilute bin only when it
+    fluctuated upwards and bias ln rho there; the neighbours' noise is independent of the bin's, so
+    kept bins fluctuate both ways. The one own-value test left, rho > 0 (no log of zero or of the
+    slightly negative densities of force sampling), drops a kept bin only in a > min_signal_to_noise
+    sigma downward fluctuation.
+    """
+    finite = torch.isfinite(beta_V)
+    if stderr is None:
+        return (rho > settings.min_density_fraction * rho.mean(1, keepdim=True)) & finite
+    neighbours = sum(rho.roll(shift, 1) for shift in (-2, -1, 1, 2)) / 4
+    clear = (neighbours > settings.min_signal_to_noise * stderr) & (neighbours > settings.min_density_fraction * rho.mean(1, keepdim=True))
+    return clear & (rho > 0) & finite
+
+
+def inverse_variance_weights(rho: torch.Tensor, stderr: torch.Tensor | None, mask: torch.Tensor, floor: float) -> torch.Tensor:
+    """Loss weight per bin: 1 / (var(ln rho) + floor^2) with var(ln rho) = (stderr / rho)^2, normalised to mean 1 on ``mask``.
+
+    The floor (``log_density_noise_floor``, in ln rho) keeps exact or nearly exact bins from outweighing
+    all others by orders of magnitude: below it the network's own error, not the data's, limits the fit.
+    Exact data (no stderr) weigh every unmasked bin 1.
+    """
+    if stderr is None:
+        return mask.double()
+    variance = torch.where(mask, (stderr / torch.where(mask, rho, 1.0)) ** 2, 0.0)
+    weight = torch.where(mask, 1.0 / (variance + floor**2), 0.0)
+    return weight * mask.sum() / weight.sum()
 
 
 def dataset_hash(ds) -> str:
@@ -109,23 +155,23 @@ def dataset_hash(ds) -> str:
 
 
 def fitted_beta_mu(model: NeuralC1, runs: Runs) -> torch.Tensor:
-    """Least-squares beta mu of each run for a fixed network: the masked mean of ln rho + beta V - c1."""
+    """Least-squares beta mu of each run for a fixed network: the weighted mean of ln rho + beta V - c1."""
     with torch.no_grad():
         residual = runs.log_boltzmann_inverse - model.c1(runs.rho, runs.T)
-    return (residual * runs.mask).sum(1) / runs.mask.sum(1)
+    return (residual * runs.weight).sum(1) / runs.weight.sum(1)
 
 
 def c1_errors(model: NeuralC1, runs: Runs, use_known_mu: bool) -> dict[str, Any]:
-    """Masked c1 errors per run, with the known beta mu or, where unknown or hidden, the least-squares one."""
+    """Weighted c1 errors per run (weights 0/1 for exact data), with the known beta mu or, where unknown or hidden, the least-squares one."""
     fitted = fitted_beta_mu(model, runs)
     known = torch.isfinite(runs.beta_mu_known) & use_known_mu
     beta_mu = torch.where(known, runs.beta_mu_known, fitted)
     with torch.no_grad():
         error = (model.c1(runs.rho, runs.T) - (runs.log_boltzmann_inverse - beta_mu[:, None])) * runs.mask
-    count = runs.mask.sum(1)
-    mse = (error**2).sum(1) / count
+    squared = runs.weight * error**2
+    mse = squared.sum(1) / runs.weight.sum(1)
     return {
-        "mse": float((error**2).sum() / count.sum()),
+        "mse": float(squared.sum() / runs.weight.sum()),
         "rmse_per_run": mse.sqrt().tolist(),
         "max_abs": float(error.abs().max()),
         "beta_mu_fitted": fitted.tolist(),
@@ -146,11 +192,11 @@ class _Trainer:
         self.settings, self.seed = s, seed
         density_scale = float(train.rho[train.mask].mean())
         T = train.T.numpy()
-        self.model = NeuralC1(dz, s.window, s.channels, density_scale, [float(T.min()), float(T.max())])
+        self.model = NeuralC1(dz, s.window, s.channels, density_scale, [float(T.min()), float(T.max())], s.architecture, s.temperature_inputs)
         self.beta_mu_known = train.beta_mu_known
         self.known = torch.isfinite(train.beta_mu_known) & s.use_known_mu
         mirrored = (lambda x: torch.cat([x, x.flip(-1)])) if s.mirror else (lambda x: x)
-        self.rho, self.mask, self.base = (mirrored(x) for x in (train.rho, train.mask, train.log_boltzmann_inverse))
+        self.rho, self.weight, self.base = (mirrored(x) for x in (train.rho, train.weight, train.log_boltzmann_inverse))
         self.T = train.T.repeat(2) if s.mirror else train.T
         self.run_index = torch.arange(len(train)).repeat(2 if s.mirror else 1)
         if s.optimizer == "lbfgs":
@@ -175,13 +221,13 @@ class _Trainer:
         self.best_state: dict[str, torch.Tensor] = {}
 
     def loss(self, rows: torch.Tensor | slice) -> torch.Tensor:
-        """Masked mean squared c1 error; unknown beta mu_k at their least-squares optimum for these rows."""
-        mask, runs = self.mask[rows], self.run_index[rows]
-        residual = (self.base[rows] - self.model.c1(self.rho[rows], self.T[rows])) * mask
-        count = torch.zeros(len(self.known), dtype=torch.float64).index_add_(0, runs, mask.sum(1).double())
-        fitted = torch.zeros(len(self.known), dtype=torch.float64).index_add_(0, runs, residual.sum(1)) / count.clamp_min(1)
+        """Weighted mean squared c1 error; unknown beta mu_k at their weighted least-squares optimum for these rows."""
+        weight, runs = self.weight[rows], self.run_index[rows]
+        residual = self.base[rows] - self.model.c1(self.rho[rows], self.T[rows])
+        total = torch.zeros(len(self.known), dtype=torch.float64).index_add_(0, runs, weight.sum(1))
+        fitted = torch.zeros(len(self.known), dtype=torch.float64).index_add_(0, runs, (weight * residual).sum(1)) / total.clamp_min(1e-300)
         beta_mu = torch.where(self.known, self.beta_mu_known, fitted)
-        return (((residual - beta_mu[runs, None]) * mask) ** 2).sum() / mask.sum()
+        return (weight * (residual - beta_mu[runs, None]) ** 2).sum() / weight.sum()
 
     def run_epoch(self) -> float:
         self.model.train()
@@ -242,7 +288,7 @@ def train_functional(ds, settings: TrainingSettings, seed: int, out_dir: str | P
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    splits = {name: prepare_runs(ds, name, settings.min_density_fraction) for name in pds.SPLIT_NAMES}
+    splits = {name: prepare_runs(ds, name, settings) for name in pds.SPLIT_NAMES}
     for name in ("train", "val", "test"):
         if len(splits[name]) == 0:
             raise UserError(f"profile dataset of {ds.attrs['system']}: no ok runs in the {name} split; more runs are needed")
@@ -269,7 +315,7 @@ def train_functional(ds, settings: TrainingSettings, seed: int, out_dir: str | P
     trainer.model.eval()
     metrics = held_out_metrics(trainer.model, splits, settings, ds)
     metrics.update(epochs=trainer.epoch, best_val_mse=trainer.best_val)
-    save_model(trainer.model, _metadata(ds, settings, data_hash, training_density_max(splits["train"]), provenance), out_dir)
+    save_model(trainer.model, _metadata(ds, settings, data_hash, splits["train"], provenance), out_dir)
     _write_curve(trainer.history, out_dir)
     write_json(out_dir / METRICS_FILE, metrics)
     (out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
@@ -289,7 +335,7 @@ def _resume(trainer: _Trainer, path: Path, key: str) -> None:
 
 
 def held_out_metrics(model: NeuralC1, splits: Mapping[str, Runs], settings: TrainingSettings, ds) -> dict[str, Any]:
-    """c1 errors on test runs; per test run the canonical self-consistent rho (same N) vs the data; fitted mu."""
+    """c1 errors on test runs; per test run the canonical prediction (same N, ``canonical_prediction``) vs the data; fitted mu."""
     train, test = splits["train"], splits["test"]
     errors = c1_errors(model, test, settings.use_known_mu)
     hidden = torch.isfinite(train.beta_mu_known) & (not settings.use_known_mu)
@@ -322,31 +368,74 @@ def training_density_max(train: Runs) -> float:
 
 
 def _solve_like(model: NeuralC1, runs: Runs, k: int, settings: TrainingSettings, ds, density_max: float) -> dict[str, Any]:
-    """Solve canonically in run k's potential at its mean density, compare with its rho, flag a solution denser than any training bin."""
+    """Predict run k's profile canonically (its potential and mean density; from its rho and from a uniform
+    start, the lower F kept), compare with its rho, flag a solution denser than any training bin."""
     k_B = float(ds.attrs["k_B"])
     T = float(runs.T[k])
     V = (runs.beta_V[k] * k_B * T).numpy()
     mean_density = float(runs.mean_density[k])
+    rho_data = runs.rho[k].numpy()
     record: dict[str, Any] = {"run": int(runs.run[k])}
     try:
-        solution = solve(model, V, T, mean_density=mean_density, k_B=k_B, settings=SolverSettings(tol=settings.solve_tolerance * mean_density))
+        prediction = canonical_prediction(model, V, T, mean_density, rho_data, k_B, SolverSettings(tol=settings.solve_tolerance * mean_density))
     except ConvergenceError as exc:
         record["failure"] = str(exc)
         return record
-    drho = solution.rho - runs.rho[k].numpy()
+    drho = prediction.rho - rho_data
     record.update(
+        start=prediction.start,
         max_abs_drho=float(np.abs(drho).max()),
         rms_drho=float(np.sqrt(np.mean(drho**2))),
-        iterations=solution.iterations,
-        density_max=float(solution.rho.max()),
-        beyond_training_density=bool(solution.rho.max() > density_max),
+        density_max=float(prediction.rho.max()),
+        beyond_training_density=bool(prediction.rho.max() > density_max),
+        max_abs_difference_between_starts=prediction.max_abs_difference,
+        starts={
+            name: {"failure": o.failure} if o.rho is None
+            else {"max_abs_drho": float(np.abs(o.rho - rho_data).max()), "beta_F": o.beta_F, "iterations": o.iterations}
+            for name, o in prediction.outcomes.items()
+        },
     )
     if torch.isfinite(runs.beta_mu_known[k]):
-        record["beta_mu_error"] = solution.beta_mu - float(runs.beta_mu_known[k])
+        record["beta_mu_error"] = prediction.beta_mu - float(runs.beta_mu_known[k])
     return record
 
 
-def _metadata(ds, settings: TrainingSettings, data_hash: str, density_max: float, provenance: Mapping[str, Any]) -> dict[str, Any]:
+# coverage bands: at most this many, each with at least this many training runs where the data allow
+COVERAGE_MAX_BANDS = 8
+COVERAGE_MIN_RUNS_PER_BAND = 10
+# density_max of a band: this quantile of its unmasked training-bin densities
+COVERAGE_DENSITY_QUANTILE = 0.95
+
+
+def coverage(train: Runs, density_unit: str) -> dict[str, Any]:
+    """What the functional knows: the training temperature range, split into bands with their densities.
+
+    Bands partition [T_min, T_max]: consecutive training temperatures (one temperature never split)
+    grouped into about equally populated bands, with edges midway between neighbouring groups; one
+    training temperature gives one band with T_low == T_high. Per band, ``density_max`` is the
+    95th percentile of the unmasked training-bin densities: the bulk-like density its data cover (a
+    quantile, because the few densest bins are packed layers at walls or in wells, not bulk states
+    the functional has seen), and ``density_peak`` the largest such bin.
+    """
+    T = train.T.numpy()
+    temperatures = np.unique(T)
+    n_bands = min(len(temperatures), COVERAGE_MAX_BANDS, max(1, len(T) // COVERAGE_MIN_RUNS_PER_BAND))
+    # a temperature's band: where the middle of its runs falls in the T-ordered list of all runs
+    sorted_T = np.sort(T)
+    middle = 0.5 * (np.searchsorted(sorted_T, temperatures, side="left") + np.searchsorted(sorted_T, temperatures, side="right"))
+    _, first = np.unique(np.minimum((middle * n_bands / len(T)).astype(int), n_bands - 1), return_index=True)
+    groups = np.split(temperatures, first[1:])
+    edges = [float(T.min())] + [float(0.5 * (a[-1] + b[0])) for a, b in zip(groups, groups[1:])] + [float(T.max())]
+    bands = []
+    for group, low, high in zip(groups, edges, edges[1:]):
+        in_band = torch.as_tensor(np.isin(T, group))
+        densities = train.rho[in_band][train.mask[in_band]].numpy()
+        bands.append({"T_low": low, "T_high": high, "runs": int(in_band.sum()),
+                      "density_max": float(np.quantile(densities, COVERAGE_DENSITY_QUANTILE)), "density_peak": float(densities.max())})
+    return {"temperature_range": [edges[0], edges[-1]], "temperature_bands": bands, "density_unit": density_unit}
+
+
+def _metadata(ds, settings: TrainingSettings, data_hash: str, train: Runs, provenance: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "system": ds.attrs["system"],
         "site": ds.attrs["site"],
@@ -358,7 +447,8 @@ def _metadata(ds, settings: TrainingSettings, data_hash: str, density_max: float
         "k_B": float(ds.attrs["k_B"]),
         "c1_convention": "c1 = ln rho + beta V_ext - beta mu, with ln(Lambda^d) absorbed into beta mu; c1[rho = 0] = 0",
         "training_data_hash": data_hash,
-        "training_density_max": density_max,
+        "training_density_max": training_density_max(train),
+        "coverage": coverage(train, ds[pds.RHO].attrs["units"]),
         "training": asdict(settings),
         "provenance": dict(provenance),
     }
