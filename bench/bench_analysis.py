@@ -56,10 +56,11 @@ def main() -> None:
     config = validate_config({"systems": ["lj"]})["analysis"]
     a1_max, a0_max = pole_box(fluid, config["poles"])
     isotherms = [Isotherm.from_functional(excess, t, 0.95) for t in Tc * np.linspace(1.02, 1.4, 6)]
-    rho_grid = 0.95 * np.linspace(0.02, 0.95, 16)
+    fractions = np.linspace(0.02, 0.95, 16)
+    rho_grid = 0.95 * fractions
     start = time.perf_counter()
-    widom = s0_isotherm_line(isotherms, Tc) + xi_isotherm_line(fluid, isotherms, Tc, rho_grid, a1_max, a0_max)
-    widom += isobar_lines(excess, [0.125 * Tc * r for r in (1.1, 1.5, 2.0)], Tc * np.linspace(1.001, 1.54, 32), 0.95, 1.0, with_cp=True)
+    widom = s0_isotherm_line(isotherms, Tc) + xi_isotherm_line(fluid, isotherms, Tc, fractions, a1_max, a0_max)
+    widom += isobar_lines(excess, [0.125 * Tc * r for r in (1.1, 1.5, 2.0)], Tc * np.linspace(1.001, 1.54, 32), lambda T: 0.95, 1.0, with_cp=True)
     print(f"Widom lines ({len(widom)} points, 4 definitions):                  {seconds(start)}")
     start = time.perf_counter()
     found = 0
