@@ -13,7 +13,7 @@ SNAKEMAKE := $(VENV)/bin/snakemake
 # Rules call the `liquidscale` CLI and tests call snakemake: both come from .venv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: env demo test test-fast lint bench clean-env help
+.PHONY: env demo test test-fast lint bench validate clean-env help
 
 help:
 	@echo "make demo   set up .venv and run the whole embedded campaign (config/config.yaml)"
@@ -21,6 +21,7 @@ help:
 	@echo "make env    only build .venv (idempotent; seconds when nothing changed)"
 	@echo "make lint   snakemake --lint"
 	@echo "make bench  run the benchmarks in bench/ (prints ratios)"
+	@echo "make validate  full-size verification campaigns with known answers (PeTS vs FeOs), tables printed"
 
 env: $(STAMP)
 
@@ -52,6 +53,14 @@ lint: env
 
 bench: env
 	for b in bench/bench_*.py; do $(VENV)/bin/python $$b; done
+
+# Full-size verification: the PeTS campaign (exact and MD-like noisy profiles, mu hidden) in its own
+# working directories (the demo config is not merged), then the comparison tables with FeOs side by side.
+VALIDATE := $(SNAKEMAKE) --snakefile $(CURDIR)/Snakefile --cores $(CORES)
+validate: env
+	$(VALIDATE) --directory validation/pets --configfile $(CURDIR)/config/pets.yaml
+	$(VALIDATE) --directory validation/pets_noisy --configfile $(CURDIR)/config/pets.yaml $(CURDIR)/config/pets_noisy.yaml
+	$(VENV)/bin/python bench/pets_validation.py validation/pets validation/pets_noisy
 
 clean-env:
 	rm -rf $(VENV)
