@@ -6,6 +6,7 @@ import pytest
 
 from liquidscale.analysis import pipeline
 from liquidscale.analysis.bulk import Coexistence, CriticalPoint, PhaseDiagram
+from liquidscale.analysis.coverage import analysis_range
 from liquidscale.analysis.figures import FIGURES, make_figures
 from liquidscale.analysis.units import experimental_critical_point, experimental_saturation, kg_per_m3, megapascal
 
@@ -30,7 +31,10 @@ def test_experiment_table_tabulates_model_minus_experiment(tmp_path):
     # a made-up water binodal: liquid 0.0330 Å^-3 from 300 K to 500 K, critical point at 600 K
     binodal = [Coexistence(T, 1e-6, 0.0330, -10.0, 1e-7, 0.001, 0.02) for T in (300.0, 400.0, 500.0)]
     diagram = PhaseDiagram([], binodal, CriticalPoint(600.0, 0.0100, 0.01 / (K_B_EV * 600.0) * 1e-3), "")
-    pipeline.write_binodal(tmp_path, "water", diagram, K_B_EV)
+    domain = analysis_range({"system": "water", "architecture": {"temperature_range": [300.0, 600.0]}}, {"water": 0.05}, {})
+    pipeline.write_binodal(tmp_path, "water", diagram, K_B_EV, domain)
+    critical = pd.read_csv(tmp_path / "critical_point.csv")
+    assert critical["status"].iloc[0] == "found" and critical["T"].iloc[0] == 600.0 and critical["coverage"].iloc[0] == "coverage unknown"
     pipeline.experiment(tmp_path, "water", diagram, K_B_EV)
     table = pd.read_csv(tmp_path / "experiment.csv").set_index("quantity")
     assert table.loc["Tc", "difference"] == pytest.approx(600.0 - 647.096)

@@ -280,6 +280,10 @@ class PhaseDiagram:
     status: str = "found"  # 'found', 'not found' (no transition, or Tc beyond the analysed T) or 'incomplete'
     critical_estimate: CriticalPoint | None = None
 
+    def __post_init__(self) -> None:
+        if self.critical_estimate is None:
+            self.critical_estimate = self.critical  # a found critical point is its own estimate
+
 
 def binodal_temperatures(T_low: float, Tc: float, n: int) -> np.ndarray:
     """n temperatures from T_low towards Tc, crowding quadratically near Tc where the binodal bends fastest."""
