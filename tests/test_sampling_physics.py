@@ -8,6 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from liquidscale.errors import UserError  # noqa: E402
 from liquidscale.external import ExternalPotential  # noqa: E402
 from liquidscale.md.engine import FailureChecks, LangevinEngine  # noqa: E402
 from liquidscale.md.potential import REDUCED, IdealGas, LennardJones  # noqa: E402
@@ -29,7 +30,7 @@ def _simulate(potential, n, box, temperatures, externals, steps, equilibration=3
     engine = LangevinEngine(potential, ["X"] * n, np.ones(n), np.ones(n, bool), positions, np.repeat(box[None], b, 0), temperatures, list(range(100, 100 + b)), REDUCED, timestep, 1.0, externals=externals, checks=FailureChecks(min_distance=0.0 if isinstance(potential, IdealGas) else 0.6))
     engine.minimise(minimise, 0.05)
     engine.run(equilibration)
-    acc = ProfileAccumulator(b, box[2], bin_width)
+    acc = ProfileAccumulator(b, box[2], bin_width, steps // every)
     pressures = []
 
     def sample(e):
@@ -80,6 +81,49 @@ def test_ideal_gas_profile_is_boltzmann_and_vanishes_in_hard_wall():
     force_error = np.sqrt(np.mean((rho_force.mean(0) - exact) ** 2))
     assert force_error < 0.7 * hist_error
     assert force_error < 0.05 * exact.max()
+
+
+def test_block_standard_errors_match_the_scatter_about_the_exact_profile():
+    """(rho - rho_exact) / stderr over all bins of 24 ideal-gas replicas has standard deviation ~1 for both
+    estimators (a t variable of 19 degrees of freedom: 1.06). Measured 1.08 (histogram) and 1.09 (force
+    sampling); per replica the force-sampling value spreads 0.5-1.4 (its error is a few smooth modes). The
+    blocks (500 steps = 10 tau) are several relaxation times L^2 / (pi^2 D) ~ 1.6 tau of the open region
+    long; blocks of 0.75 tau (the 3000-step hard-wall run above) give 1.45 / 1.27. A soft wall and dt = 0.02 keep it short (~20 s)."""
+    box = (3.0, 3.0, 6.0)
+    n = 40
+    soft_wall = {"kind": "soft_wall", "center": 2.0, "half_width": 1.0, "amplitude": 4.0, "softness": 0.3}
+    pot = ExternalPotential(box[2], ({"kind": "fourier", "n": 1, "amplitude": 1.0, "phase": 0.7}, soft_wall))
+    temps = list(np.linspace(0.8, 1.3, 24))
+    _, acc, rho, rho_force, _ = _simulate(IdealGas(), n, box, temps, [pot] * len(temps), steps=10000, equilibration=500, separation=0.1, minimise=0, every=5, timestep=0.02)
+    weight = np.exp(-pot.beta_v(acc.z))
+    exact = n * weight / (box[0] * box[1] * weight.sum() * acc.dz)
+    area = np.full(len(temps), box[0] * box[1])
+    histogram_t = (rho - exact) / acc.histogram_stderr(area)
+    force_t = (rho_force - exact) / acc.force_stderr(area, np.asarray(temps), np.full(len(temps), n))
+    for t in (histogram_t, force_t):
+        assert 0.9 < t.std() < 1.25
+        assert abs(t.mean()) < 0.2
+
+
+def test_accumulator_blocks_are_consecutive_samples():
+    """Frame k goes to block k * blocks // samples; the errors are the spread of the block profiles."""
+    from types import SimpleNamespace
+
+    acc = ProfileAccumulator(2, box_z=1.0, bin_width=0.5, samples=6, blocks=3)
+    ids = torch.tensor([0, 1])
+    # replica 0: its one particle in bin 0 in block 0 (frames 0, 1), then in bin 1; replica 1 always in bin 1
+    for frame in range(6):
+        z = torch.tensor([[0.25 if frame < 2 else 0.75], [0.75]], dtype=torch.float64)
+        force = torch.full((2, 1), float(frame), dtype=torch.float64)
+        acc.sample(SimpleNamespace(ids=ids, site_z=lambda z=z: z, site_force_z=lambda f=force: f))
+    area = np.ones(2)
+    np.testing.assert_allclose(acc.histogram_density(area), [[2 / 3, 4 / 3], [0.0, 2.0]])
+    block_means = np.array([[2.0, 0.0], [0.0, 2.0], [0.0, 2.0]])  # replica 0, bins 0 and 1, per block
+    np.testing.assert_allclose(acc.histogram_stderr(area)[0], block_means.std(0, ddof=1) / np.sqrt(3))
+    np.testing.assert_array_equal(acc.histogram_stderr(area)[1], [0.0, 0.0])
+    assert acc.force_stderr(area, np.ones(2), np.ones(2)).shape == (2, 2)
+    with pytest.raises(UserError, match="6 samples"):
+        acc.sample(SimpleNamespace(ids=ids, site_z=lambda: z, site_force_z=lambda: force))
 
 
 def test_lj_bulk_profile_is_flat_without_external_potential():

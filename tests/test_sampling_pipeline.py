@@ -12,7 +12,7 @@ import pytest
 
 from liquidscale.cli import main
 from liquidscale.config import stage_settings, validate_config
-from liquidscale.dataset import STATUS_FAILED, STATUS_OK, open_profile_dataset
+from liquidscale.dataset import STATUS_FAILED, STATUS_OK, open_profile_dataset, validate_profile_dataset
 from liquidscale.sampling.statepoints import statepoint_table, system_sampling
 
 pytest.importorskip("torch")
@@ -115,5 +115,38 @@ def test_force_sampling_estimator_can_be_the_dataset_density(campaign, tmp_path)
     ds = open_profile_dataset(tmp_path / "profiles.nc")
     ok = ds["status"].values == STATUS_OK
     np.testing.assert_array_equal(ds["rho_histogram"].values[ok], histogram["rho"].values[ok])
-    np.testing.assert_array_equal(ds["rho"].values[ok], np.clip(histogram["rho_force"].values[ok], 0, None))
-    assert ds.attrs["density_estimator"] == "force"
+    np.testing.assert_array_equal(ds["rho_histogram_stderr"].values[ok], histogram["rho_stderr"].values[ok])
+    np.testing.assert_array_equal(ds["rho"].values[ok], histogram["rho_force"].values[ok])
+    np.testing.assert_array_equal(ds["rho_stderr"].values[ok], histogram["rho_force_stderr"].values[ok])
+    assert ds.attrs["density_estimator"] == "force" and histogram.attrs["density_estimator"] == "histogram"
+    assert (histogram["rho_stderr"].values[ok] > 0).any() and (histogram["rho_force_stderr"].values[ok] > 0).all()
+
+
+def _with_force_density_at_bin_0(batch_path, out_path, stderrs_below_zero: float):
+    import xarray as xr
+
+    batch = xr.load_dataset(batch_path)
+    batch["rho_force"].values[0, 0] = -stderrs_below_zero * batch["rho_force_stderr"].values[0, 0]
+    batch.to_netcdf(out_path)
+
+
+def test_negative_force_sampling_densities_are_kept_within_a_few_standard_errors(campaign, tmp_path):
+    """Force sampling integrates noisy forces: a dilute bin may dip below zero and must stay so (clipping biased
+    dilute bins upwards); far below zero is a broken estimator, and a histogram is never negative."""
+    from liquidscale.errors import UserError
+    from liquidscale.sampling.aggregate import aggregate
+
+    root, _, _ = campaign
+    force = stage_settings(validate_config({**_config(), "profiles": {"estimator": "force"}}), "lj", "profiles")
+    _with_force_density_at_bin_0(root / "batch0.nc", tmp_path / "dips.nc", 2.0)
+    aggregate([tmp_path / "dips.nc", root / "batch1.nc"], tmp_path / "profiles.nc", force)
+    ds = open_profile_dataset(tmp_path / "profiles.nc")
+    assert ds["rho"].values[0, 0] == -2.0 * ds["rho_stderr"].values[0, 0] < 0
+    _with_force_density_at_bin_0(root / "batch0.nc", tmp_path / "broken.nc", 20.0)
+    with pytest.raises(UserError, match="standard errors below zero"):
+        aggregate([tmp_path / "broken.nc", root / "batch1.nc"], tmp_path / "broken_profiles.nc", force)
+    negative_histogram = ds.assign_attrs(density_estimator="histogram")
+    with pytest.raises(UserError, match="negative"):
+        validate_profile_dataset(negative_histogram, source="histogram")
+    with pytest.raises(UserError, match="negative"):
+        validate_profile_dataset(ds.drop_vars("rho_stderr"), source="force sampling without errors")

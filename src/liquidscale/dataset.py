@@ -31,6 +31,14 @@ SPLIT = "split"
 # optional: the per-bin standard error of rho (histogram block averages, force sampling, added noise);
 # datasets without it (exact profiles) are noise-free
 RHO_STDERR = "rho_stderr"
+# global attribute: how rho was measured ("histogram" or "force" sampling in MD; absent for exact profiles)
+DENSITY_ESTIMATOR = "density_estimator"
+ESTIMATOR_HISTOGRAM, ESTIMATOR_FORCE = "histogram", "force"
+# Force-sampling densities integrate noisy forces, so where the density vanishes they scatter about zero
+# and may be negative; they are kept (clipping would bias dilute bins upwards) down to this many standard
+# errors below zero. With 20 blocks the standardised error is t-distributed with 19 degrees of freedom:
+# P(t < -8) ~ 1e-7, so a campaign's dilute regions never trip it, while a broken estimator does.
+NEGATIVE_DENSITY_STDERRS = 8.0
 
 STATUS_OK, STATUS_FAILED = 0, 1
 SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST = 0, 1, 2
@@ -205,7 +213,7 @@ def validate_profile_dataset(ds, source: str) -> None:
         raise UserError(f"{source}: variable '{RHO_STDERR}' has dims {tuple(ds[RHO_STDERR].dims)}, expected {(RUN, Z)}")
     ok = ds[STATUS].values == STATUS_OK
     checks = (
-        (RHO, lambda v: np.isfinite(v).all(axis=1) & (v >= 0).all(axis=1), "rho is NaN, infinite or negative"),
+        (RHO, lambda v: np.isfinite(v).all(axis=1) & (v >= _lowest_density(ds)).all(axis=1), _negative_density_problem(ds)),
         (V_EXT, lambda v: ~np.isnan(v).any(axis=1) & ~np.isneginf(v).any(axis=1), "V_ext is NaN or -inf"),
         (TEMPERATURE, lambda v: np.isfinite(v) & (v > 0), "T is not a positive number"),
     ) + (((RHO_STDERR, lambda v: np.isfinite(v).all(axis=1) & (v >= 0).all(axis=1), "rho_stderr is NaN, infinite or negative"),)
@@ -214,6 +222,23 @@ def validate_profile_dataset(ds, source: str) -> None:
         bad = ok & ~is_good(np.asarray(ds[name].values, dtype=float))
         if bad.any():
             raise UserError(f"{source}: run {int(ds[RUN].values[bad][0])} has status ok but {problem}")
+
+
+def _force_sampled_with_errors(ds) -> bool:
+    return ds.attrs.get(DENSITY_ESTIMATOR) == ESTIMATOR_FORCE and RHO_STDERR in ds.variables
+
+
+def _lowest_density(ds):
+    """0, or for force-sampling datasets with errors -NEGATIVE_DENSITY_STDERRS standard errors per bin."""
+    if _force_sampled_with_errors(ds):
+        return -NEGATIVE_DENSITY_STDERRS * np.asarray(ds[RHO_STDERR].values, dtype=float)
+    return 0.0
+
+
+def _negative_density_problem(ds) -> str:
+    if _force_sampled_with_errors(ds):
+        return f"rho is NaN, infinite or more than {NEGATIVE_DENSITY_STDERRS:g} standard errors below zero"
+    return "rho is NaN, infinite or negative (only force-sampling datasets with rho_stderr may dip below zero)"
 
 
 def grid_spacing(ds) -> float:

@@ -17,9 +17,16 @@ import numpy as np
 from .. import dataset as names
 from ..errors import UserError
 from ..io import atomic_path, canonical_hash, provenance
-from .batch import POTENTIAL, RHO_FORCE, T_KINETIC
+from .batch import POTENTIAL, RHO_FORCE, RHO_FORCE_STDERR, T_KINETIC
 
 RHO_HISTOGRAM = "rho_histogram"
+RHO_HISTOGRAM_STDERR = "rho_histogram_stderr"
+# profile-dataset variable -> batch-file variable, per estimator: the chosen one becomes rho and
+# rho_stderr, the other is kept under its own name (batch files hold the histogram as rho)
+ESTIMATOR_VARIABLES = {
+    names.ESTIMATOR_HISTOGRAM: {names.RHO: names.RHO, names.RHO_STDERR: names.RHO_STDERR, RHO_FORCE: RHO_FORCE, RHO_FORCE_STDERR: RHO_FORCE_STDERR},
+    names.ESTIMATOR_FORCE: {names.RHO: RHO_FORCE, names.RHO_STDERR: RHO_FORCE_STDERR, RHO_HISTOGRAM: names.RHO, RHO_HISTOGRAM_STDERR: names.RHO_STDERR},
+}
 PER_RUN_EXTRAS = (T_KINETIC, POTENTIAL, "batch")
 GLOBAL_ATTRS = ("system", "site", "dimension", "length_unit", "energy_unit", "k_B", "chemical_potential_convention")
 
@@ -67,29 +74,24 @@ def aggregate(batch_files: Sequence[str | Path], out: str | Path, settings: Mapp
     estimator = profiles["estimator"]
     run_ids = _run_ids(paths)
     split = names.split_runs(run_ids, profiles["split"], seed=int(settings["seed"]))
-    first = _open(paths[0])
+    first = _with_estimator(_open(paths[0]), estimator, paths[0])
     z = first[names.Z].values
     counts = {"ok": 0, "failed": 0}
     batch_records = []
     with atomic_path(out) as tmp, netCDF4.Dataset(tmp, "w") as nc:
         nc.createDimension(names.RUN, len(run_ids))
         nc.createDimension(names.Z, len(z))
-        variables = _define_variables(nc, first, estimator)
+        variables = _define_variables(nc, first)
         nc.variables[names.Z][:] = z
         nc.variables[names.RUN][:] = run_ids
         nc.variables[names.SPLIT][:] = split
         offset = 0
         for path in paths:
-            batch = first if path == paths[0] else _open(path)
+            batch = first if path == paths[0] else _with_estimator(_open(path), estimator, path)
             _check_batch(batch, path, first)
             n = batch.sizes[names.RUN]
             part = slice(offset, offset + n)
             batch = batch.assign({names.SPLIT: (names.RUN, split[part])})
-            rho_force = batch[RHO_FORCE].values
-            if estimator == "force":
-                batch[RHO_HISTOGRAM] = batch[names.RHO]
-                # integrating noisy forces can dip below zero where the density vanishes
-                batch[names.RHO] = (batch[names.RHO].dims, np.clip(rho_force, 0.0, None))
             names.validate_profile_dataset(batch, source=str(path))
             for name in variables:
                 if name in (names.Z, names.RUN, names.SPLIT):
@@ -105,23 +107,31 @@ def aggregate(batch_files: Sequence[str | Path], out: str | Path, settings: Mapp
             nc.setncattr(key, first.attrs[key])
         record = provenance(settings, seeds={"split": int(settings["seed"])}, batches=len(paths), batch_hash=canonical_hash(batch_records), sampling_config_hash=json.loads(first.attrs["provenance"])["config_hash"], model_hash=first.attrs.get("model_hash", ""))
         nc.setncattr("provenance", json.dumps(record, sort_keys=True, default=str))
-        nc.setncattr("density_estimator", estimator)
+        nc.setncattr(names.DENSITY_ESTIMATOR, estimator)
     return counts
 
 
-def _define_variables(nc, template, estimator: str) -> list[str]:
+def _with_estimator(batch, estimator: str, path: Path):
+    """The batch with the chosen estimator as rho/rho_stderr (force-sampling densities unclipped: they may
+    dip a little below zero where the density vanishes) and the estimator recorded as an attribute."""
+    sources = ESTIMATOR_VARIABLES[estimator]
+    missing = sorted(set(sources.values()) - set(batch.variables))
+    if missing:
+        raise UserError(f"{path}: batch file without {missing} (written by an older version without standard errors); rerun its sampling job")
+    chosen = batch.assign({name: batch[source] for name, source in sources.items()})
+    chosen.attrs[names.DENSITY_ESTIMATOR] = estimator
+    return chosen
+
+
+def _define_variables(nc, template) -> list[str]:
     """Create every variable of the output with the template batch's dtype and attributes."""
     defined = []
-    names_2d = [names.RHO, names.V_EXT, RHO_FORCE if estimator == "histogram" else RHO_HISTOGRAM]
+    names_2d = [names.V_EXT, *ESTIMATOR_VARIABLES[template.attrs[names.DENSITY_ESTIMATOR]]]
     names_1d = [name for name, dims in names.VARIABLE_DIMS.items() if dims == (names.RUN,)] + list(PER_RUN_EXTRAS)
     meta = names.variable_metadata(3, template.attrs["length_unit"], template.attrs["energy_unit"], template[names.TEMPERATURE].attrs["units"])
     for name, dims in [(names.Z, (names.Z,)), (names.RUN, (names.RUN,))] + [(n, (names.RUN, names.Z)) for n in names_2d] + [(n, (names.RUN,)) for n in names_1d]:
-        source = template[RHO_FORCE if name == RHO_HISTOGRAM else name] if name != names.SPLIT else None
+        source = template[name] if name != names.SPLIT else None
         attrs = dict(meta.get(name, {}) if source is None else source.attrs)
-        if name == RHO_HISTOGRAM:
-            attrs["long_name"] = "one-body density of the density site, histogram estimator"
-        if name == names.RHO and estimator == "force":
-            attrs["long_name"] = "one-body density of the density site, force-sampling estimator (clipped at 0)"
         if source is None:
             dtype = np.int8
         elif source.dtype.kind in "OU":

@@ -25,6 +25,7 @@ from .statepoints import SystemSampling, derived_seed, system_sampling
 
 # extra per-run variables the batch files carry beside the profile-dataset contract
 RHO_FORCE = "rho_force"
+RHO_FORCE_STDERR = "rho_force_stderr"
 POTENTIAL = "potential"
 T_KINETIC = "T_kinetic"
 
@@ -141,7 +142,7 @@ def run_batch(settings: Mapping[str, Any], table, batch: int, out: str | Path, m
     engine.run(common["equilibration_steps"] // 2)
     engine.friction = block["friction"]
     engine.run(common["equilibration_steps"] - common["equilibration_steps"] // 2)
-    profiles = ProfileAccumulator(len(rows), s.box[2], block["bin_width"], device=device)
+    profiles = ProfileAccumulator(len(rows), s.box[2], block["bin_width"], common["production_steps"] // common["sample_every"], device=device)
     kinetic = np.zeros(len(rows))
 
     def sample(e: LangevinEngine) -> None:
@@ -178,8 +179,10 @@ def batch_dataset(settings, s: SystemSampling, chem: Chemistry, rows, externals,
         ds_names.FAILURE_REASON: reasons,
     }
     data = {
-        ds_names.RHO: ((ds_names.RUN, ds_names.Z), profiles.histogram_density(area), meta[ds_names.RHO]),
+        ds_names.RHO: ((ds_names.RUN, ds_names.Z), profiles.histogram_density(area), {**meta[ds_names.RHO], "long_name": "one-body density of the density site, histogram estimator"}),
+        ds_names.RHO_STDERR: ((ds_names.RUN, ds_names.Z), profiles.histogram_stderr(area), {**meta[ds_names.RHO_STDERR], "long_name": "standard error of the histogram density (block averages)"}),
         RHO_FORCE: ((ds_names.RUN, ds_names.Z), profiles.force_density(area, kT, n_molecules), {**meta[ds_names.RHO], "long_name": "one-body density of the density site, force-sampling estimator"}),
+        RHO_FORCE_STDERR: ((ds_names.RUN, ds_names.Z), profiles.force_stderr(area, kT, n_molecules), {**meta[ds_names.RHO_STDERR], "long_name": "standard error of the force-sampling density (block averages)"}),
         ds_names.V_EXT: ((ds_names.RUN, ds_names.Z), v_ext, {**meta[ds_names.V_EXT], "long_name": "external potential on the density site as sampled (hard walls as steep finite walls)"}),
         **{name: ((ds_names.RUN,), values, meta[name]) for name, values in per_run.items()},
         T_KINETIC: ((ds_names.RUN,), kinetic_sum / np.maximum(samples, 1), {"units": chem.units.temperature, "long_name": "mean kinetic temperature during production"}),
@@ -209,5 +212,6 @@ def batch_dataset(settings, s: SystemSampling, chem: Chemistry, rows, externals,
             "chemical_potential_convention": "canonical MD: mu unknown (NaN); beta*mu includes ln(Lambda^3)",
             "provenance": json.dumps(record, sort_keys=True, default=str),
             "model_hash": file_hash(model) if model else "",
+            ds_names.DENSITY_ESTIMATOR: ds_names.ESTIMATOR_HISTOGRAM,
         },
     )
