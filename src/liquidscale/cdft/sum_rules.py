@@ -36,7 +36,7 @@ class WallSumRule:
     the force per area the fluid exerts on the wall. ``beta_p_bulk`` and ``beta_p_inside``: the
     functional's own bulk pressure (``thermo.bulk_beta_pressure``) at its bulk densities at beta mu
     (``rho_bulk``) and at beta mu - wall height (``rho_inside``, the fluid a finite wall lets in).
-    Exact: beta_p_wall = beta_p_bulk - beta_p_inside. ``z``, ``rho``: the solved profile.
+    Exact: beta_p_wall = beta_p_bulk - beta_p_inside.
     """
 
     beta_p_wall: float
@@ -44,8 +44,6 @@ class WallSumRule:
     rho_bulk: float
     beta_p_inside: float
     rho_inside: float
-    z: np.ndarray
-    rho: np.ndarray
 
     @property
     def mismatch(self) -> float:
@@ -93,7 +91,7 @@ def wall_sum_rule(
     beta_p_wall = float(-(rho[face] * beta_force[face]).sum() * dz)
     rho_bulk, rho_inside = (_bulk_density(functional, T, mu * kT, k_B, settings) for mu in (beta_mu, beta_mu - wall_height))
     beta_p_bulk, beta_p_inside = (float(p) for p in thermo.bulk_beta_pressure(functional, np.array([rho_bulk, rho_inside]), T))
-    return WallSumRule(beta_p_wall, beta_p_bulk, rho_bulk, beta_p_inside, rho_inside, z, rho)
+    return WallSumRule(beta_p_wall, beta_p_bulk, rho_bulk, beta_p_inside, rho_inside)
 
 
 def _bulk_density(functional: Functional, T: float, mu: float, k_B: float, settings: SolverSettings) -> float:

@@ -89,12 +89,12 @@ class ProfileAccumulator:
         counts, samples = self._per_block(self.counts)
         return _block_stderr(_histogram(counts, samples, np.asarray(area), self.dz))
 
-    def force_density(self, area: np.ndarray, kT: np.ndarray, n_sites) -> np.ndarray:
+    def force_density(self, area: np.ndarray, kT: np.ndarray, n_sites: np.ndarray) -> np.ndarray:
         """rho by integrating beta times the mean force density; mean fixed to n_sites / (A L)."""
         force, samples = self._per_block(self.force)
         return self._integrate(force.sum(0), samples.sum(0), area, kT, n_sites)
 
-    def force_stderr(self, area: np.ndarray, kT: np.ndarray, n_sites) -> np.ndarray:
+    def force_stderr(self, area: np.ndarray, kT: np.ndarray, n_sites: np.ndarray) -> np.ndarray:
         """Standard error of ``force_density`` from the spread of the force-sampling profiles of the blocks."""
         force, samples = self._per_block(self.force)
         return _block_stderr(self._integrate(force, samples, area, kT, n_sites))
