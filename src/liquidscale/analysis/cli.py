@@ -22,6 +22,22 @@ def register(subparsers) -> None:
     run.add_argument("--out", required=True, help="output folder, e.g. results/water/analysis")
     run.add_argument("--threads", type=int, default=1, help="torch threads")
     run.set_defaults(func=_run)
+    ref = actions.add_parser("pets-reference", help="the pets analysis beside FeOs's own PeTS answers -> reference.csv, reference.png/.svg")
+    ref.add_argument("--settings", required=True, type=settings_json, help="JSON from stage_settings(config, 'pets', 'analysis')")
+    ref.add_argument("--analysis", required=True, help="folder of the pets analysis (binodal.csv, critical_point.csv, interface.csv, pores.csv, widom.csv)")
+    ref.add_argument("--out", required=True, help="output folder for reference.csv and the figure")
+    ref.set_defaults(func=_pets_reference)
+
+
+def _pets_reference(args) -> None:
+    from .pets_reference import write_reference_comparison
+
+    if args.settings["system"] != "pets":
+        raise UserError(f"analysis pets-reference compares the pets system with FeOs, not {args.settings['system']!r}")
+    rows = write_reference_comparison(args.analysis, args.out, args.settings)
+    checked = [r for r in rows if r["within_target"] is not None]
+    print(json.dumps({"rows": len(rows), "missing": sum(r["status"] == "missing" for r in rows),
+                      "within_target": f"{sum(bool(r['within_target']) for r in checked)}/{len(checked)}"}))
 
 
 def _run(args) -> None:

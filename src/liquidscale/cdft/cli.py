@@ -21,6 +21,10 @@ def register(subparsers) -> None:
     _common(data)
     data.set_defaults(func=_hard_rods_data)
 
+    pets = actions.add_parser("pets-data", help="FeOs's PeTS cDFT profiles in random potentials between hard walls (known mu) -> profiles.nc")
+    _common(pets)
+    pets.set_defaults(func=_pets_data)
+
     train = actions.add_parser("train", help="train the neural c1 functional on a profile dataset; write model, curve, held-out metrics")
     _common(train)
     train.add_argument("--profiles", required=True, type=Path, help="profile dataset (profiles.nc)")
@@ -28,8 +32,8 @@ def register(subparsers) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--settings", required=True, type=settings_json, help="JSON of stage_settings(config, system, stage): stage 'profiles' for hard-rods-data, 'cdft' for train")
-    parser.add_argument("--out", required=True, type=Path, help="output file (hard-rods-data) or folder (train)")
+    parser.add_argument("--settings", required=True, type=settings_json, help="JSON of stage_settings(config, system, stage): stage 'profiles' for hard-rods-data and pets-data, 'cdft' for train")
+    parser.add_argument("--out", required=True, type=Path, help="output file (hard-rods-data, pets-data) or folder (train)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
 
 
@@ -46,6 +50,19 @@ def _hard_rods_data(args) -> None:
         raise UserError(f"cdft hard-rods-data makes the hard_rods system's data, not {settings['system']!r}")
     record = provenance(settings, seeds={"hard_rods": settings["seed"]})
     ds = hard_rod_dataset(settings["system_settings"], settings["profiles"]["split"], settings["seed"], record)
+    write_profile_dataset(ds, args.out)
+
+
+def _pets_data(args) -> None:
+    from ..dataset import write_profile_dataset
+    from ..fluids.pets import pets_dataset
+    from ..io import provenance
+
+    settings = args.settings
+    if settings["system"] != "pets":
+        raise UserError(f"cdft pets-data makes the pets system's data, not {settings['system']!r}")
+    record = provenance(settings, seeds={"pets": settings["seed"]})
+    ds = pets_dataset(settings["system_settings"], settings["profiles"]["split"], settings["seed"], record)
     write_profile_dataset(ds, args.out)
 
 

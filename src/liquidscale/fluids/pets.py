@@ -250,7 +250,8 @@ class PetsFluid:
         co = self.coexistence(T)
         kelvin = 2.0 * self.surface_tension(T).beta_gamma / (co.rho_liquid - co.rho_vapour) / width
         mus = co.beta_mu + window * kelvin * np.linspace(-1.0, 1.0, points)
-        filled = np.where(np.isfinite(beta_V_slit), co.rho_liquid, 0.0)
+        with np.errstate(over="ignore"):  # liquid, thinned by the wall's repulsion (a flat liquid against it makes FeOs fail)
+            filled = co.rho_liquid * np.exp(-np.clip(beta_V_slit, 0.0, HARD_WALL_BETA_V))
         ads = self._branch(beta_V_slit, T, mus, None, dz, width)
         des = self._branch(beta_V_slit, T, mus[::-1], filled, dz, width)
         des = Branch(des.beta_mu[::-1], des.mean_density[::-1], des.beta_omega[::-1], des.profiles[::-1], des.failures)

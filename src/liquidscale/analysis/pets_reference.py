@@ -1,0 +1,233 @@
+"""The learned PeTS functional's analysis beside FeOs's own answers for the same fluid (verification rung 2).
+
+Every comparison is made at the analysis' own state (its binodal temperatures, its interface and pore
+temperature, its Widom-line isotherms and isobar pressures), so a small error in the learned Tc does
+not masquerade as an error in mu or gamma. The slit pores are the analysis' pores: the same 9-3 walls
+(``interfaces.Wall``, strength in k_B T at the pore T) on the same kind of hard-padded grid
+(``interfaces.slit_potential``), solved by FeOs. A result the analysis did not produce is a row with
+status 'missing' and the analysis' reason.
+
+Targets (mu hidden, noise-free profiles): coexistence densities 1 % at T <= 0.95 Tc, Tc 1 %, rho_c 2 %,
+vapour pressure 3 %, surface tension 5 %, capillary-coexistence beta mu 0.05 absolute; the Widom
+line is reported without a target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from ..io import atomic_path
+
+COLUMNS = ["quantity", "condition", "T", "functional", "feos", "difference", "relative_difference", "target", "within_target",
+           "status", "reason"]
+# quantity -> (kind, bound): 'relative' compares |relative_difference|, 'absolute' |difference|
+TARGETS = {"rho_vapour": ("relative", 0.01), "rho_liquid": ("relative", 0.01), "vapour_pressure": ("relative", 0.03),
+           "Tc": ("relative", 0.01), "rho_c": ("relative", 0.02), "surface_tension": ("relative", 0.05),
+           "beta_mu_cc": ("absolute", 0.05)}
+BINODAL_MAX_REDUCED_T = 0.95
+# Widom-line definitions compared (analysis.supercritical): the S(0) maximum's density on the analysis'
+# isotherm, the chi_T maximum's temperature on the analysis' isobar
+WIDOM_QUANTITIES = {"S(0) isotherm": "widom_S0_isotherm_rho", "chi_T isobar": "widom_chi_T_isobar_T"}
+
+
+def _read(analysis_dir: Path, name: str):
+    import pandas as pd
+
+    path = analysis_dir / name
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path, keep_default_na=True)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def _target_text(quantity: str) -> str:
+    if quantity not in TARGETS:
+        return ""
+    kind, bound = TARGETS[quantity]
+    return f"|relative difference| <= {bound:g}" if kind == "relative" else f"|difference| <= {bound:g}"
+
+
+def _row(quantity: str, T: float, functional: float, feos: float, condition: str = "") -> dict[str, Any]:
+    difference = functional - feos
+    relative = difference / feos if feos != 0 else np.nan
+    within = None
+    if quantity in TARGETS:
+        kind, bound = TARGETS[quantity]
+        within = bool(abs(relative if kind == "relative" else difference) <= bound)
+    return {"quantity": quantity, "condition": condition, "T": T, "functional": functional, "feos": feos, "difference": difference,
+            "relative_difference": relative, "target": _target_text(quantity), "within_target": within, "status": "compared", "reason": ""}
+
+
+def _missing(quantity: str, reason: str, T: float = np.nan, feos: float = np.nan, condition: str = "") -> dict[str, Any]:
+    return {"quantity": quantity, "condition": condition, "T": T, "functional": np.nan, "feos": feos, "difference": np.nan,
+            "relative_difference": np.nan, "target": _target_text(quantity), "within_target": None, "status": "missing", "reason": reason}
+
+
+def _found(table) -> bool:
+    return table is not None and not table.empty and "status" in table and table["status"].iloc[0] == "found"
+
+
+def _reason(table, name: str) -> str:
+    if table is None:
+        return f"{name} not found in the analysis folder"
+    if table.empty or "reason" not in table or not isinstance(table["reason"].iloc[0], str):
+        return f"{name} is empty"
+    return str(table["reason"].iloc[0])
+
+
+def reference_comparison(analysis_dir: str | Path, fluid, settings: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Rows of ``COLUMNS``: the analysis outputs in ``analysis_dir`` against ``fluid`` (a ``PetsFluid``).
+
+    ``settings`` is the analysis stage's settings (``stage_settings(config, 'pets', 'analysis')``):
+    its ``analysis`` section gives the pores' walls, its ``system_settings`` (the pets block) the grid.
+    """
+    analysis_dir = Path(analysis_dir)
+    Tc, rho_c, pc = fluid.critical_point()
+    rows: list[dict[str, Any]] = []
+
+    critical = _read(analysis_dir, "critical_point.csv")
+    if _found(critical):
+        rows.append(_row("Tc", np.nan, float(critical["T"].iloc[0]), Tc))
+        rows.append(_row("rho_c", np.nan, float(critical["rho"].iloc[0]), rho_c))
+    else:
+        rows += [_missing("Tc", _reason(critical, "critical_point.csv"), feos=Tc), _missing("rho_c", _reason(critical, "critical_point.csv"), feos=rho_c)]
+
+    binodal = _read(analysis_dir, "binodal.csv")
+    compared = binodal[binodal["T"] <= BINODAL_MAX_REDUCED_T * Tc] if binodal is not None and not binodal.empty else None
+    if compared is None or compared.empty:
+        reason = _reason(critical, "critical_point.csv") if binodal is not None else "binodal.csv not found in the analysis folder"
+        rows += [_missing(q, f"no binodal point at T <= {BINODAL_MAX_REDUCED_T:g} Tc: {reason}") for q in ("rho_vapour", "rho_liquid", "vapour_pressure")]
+    for _, b in (compared.iterrows() if compared is not None else ()):
+        T = float(b["T"])
+        co = fluid.coexistence(T)
+        rows += [_row("rho_vapour", T, float(b["rho_vapour"]), co.rho_vapour), _row("rho_liquid", T, float(b["rho_liquid"]), co.rho_liquid),
+                 _row("vapour_pressure", T, float(b["p"]), co.p)]
+
+    interface = _read(analysis_dir, "interface.csv")
+    if _found(interface):
+        T = float(interface["T"].iloc[0])
+        rows.append(_row("surface_tension", T, float(interface["gamma"].iloc[0]), fluid.surface_tension(T).gamma))
+    else:
+        rows.append(_missing("surface_tension", _reason(interface, "interface.csv")))
+
+    rows += _pore_rows(_read(analysis_dir, "pores.csv"), fluid, settings)
+    rows += _widom_rows(_read(analysis_dir, "widom.csv"), fluid, analysis_dir)
+    return rows
+
+
+def _pore_rows(pores, fluid, settings: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """beta mu at capillary coexistence per width, FeOs in the analysis' own slit at the analysis' T."""
+    from .interfaces import Wall, slit_potential
+    from .bulk import NotFound
+
+    if pores is None or pores.empty or "H" not in pores or pores["H"].isna().all():
+        return [_missing("beta_mu_cc", _reason(pores, "pores.csv"))]
+    p, block = settings["analysis"]["pores"], settings["system_settings"]
+    dz = float(block["dz"])
+    wall = Wall(float(p["wall_strength"]), float(p["wall_sigma"]["pets"]))
+    grid = SimpleNamespace(dz=dz, interaction_range=float(block["padding"]))  # padding: hard, wider than PeTS's 2.5 sigma
+    rows = []
+    for _, r in pores.iterrows():
+        T, H = float(r["T"]), float(r["H"])
+        condition = f"H = {H:g}"
+        try:
+            feos = fluid.capillary_coexistence(T, slit_potential(grid, wall, H)[1], H, dz).beta_mu
+        except (NotFound, RuntimeError, ValueError) as exc:  # no FeOs transition, or no FeOs VLE at T
+            feos = np.nan
+            if r["status"] == "found":
+                rows.append(_missing("beta_mu_cc", f"FeOs: {exc}", T, condition=condition))
+                continue
+        if r["status"] == "found":
+            rows.append(_row("beta_mu_cc", T, float(r["beta_mu_cc"]), feos, condition))
+        else:
+            rows.append(_missing("beta_mu_cc", str(r["reason"]), T, feos, condition))
+    return rows
+
+
+def _widom_rows(widom, fluid, analysis_dir: Path) -> list[dict[str, Any]]:
+    """S(0)-isotherm maxima compared in rho at the analysis' T, chi_T-isobar maxima in T at the analysis' p."""
+    if widom is None or widom.empty:
+        reason = "widom.csv not found in the analysis folder" if widom is None else "no Widom points in widom.csv"
+        summary = analysis_dir / "summary.json"
+        if summary.is_file():
+            import json
+
+            reason = json.loads(summary.read_text()).get("supercritical", {}).get("reason") or reason
+        return [_missing(quantity, reason) for quantity in WIDOM_QUANTITIES.values()]
+    Tc = fluid.critical_point()[0]
+    rows = []
+    for _, w in widom.iterrows():
+        T, definition = float(w["T"]), w["definition"]
+        quantity = WIDOM_QUANTITIES.get(definition)
+        if quantity is None:  # xi and c_p lines: no FeOs counterpart computed here
+            continue
+        condition = f"p = {float(w['p']):.6g}" if definition == "chi_T isobar" else ""
+        try:
+            if definition == "S(0) isotherm":
+                rows.append(_row(quantity, T, float(w["rho"]), fluid.s0_isotherm_maximum(T).rho))
+            else:
+                rows.append(_row(quantity, T, T, fluid.chi_isobar_maximum(float(w["p"]), Tc * (1 + 1e-3), Tc * 1.6).T, condition))
+        except (RuntimeError, ValueError) as exc:  # FeOs's response has no interior maximum there (e.g. T < FeOs's Tc)
+            rows.append(_missing(quantity, f"FeOs: {exc}", T, condition=condition))
+    return rows
+
+
+def write_reference_comparison(analysis_dir: str | Path, out_dir: str | Path, settings: Mapping[str, Any], fluid=None) -> list[dict[str, Any]]:
+    """reference.csv and reference.png/.svg (binodal and surface tension, functional vs FeOs) in ``out_dir``."""
+    import pandas as pd
+
+    from ..fluids.pets import PetsFluid
+
+    fluid = fluid or PetsFluid()
+    analysis_dir, out_dir = Path(analysis_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = reference_comparison(analysis_dir, fluid, settings)
+    with atomic_path(out_dir / "reference.csv") as tmp:
+        pd.DataFrame(rows, columns=COLUMNS).to_csv(tmp, index=False)
+    reference_figure(analysis_dir, out_dir, fluid)
+    return rows
+
+
+def reference_figure(analysis_dir: Path, out_dir: Path, fluid) -> None:
+    """Left: binodal (T vs rho) with critical points; right: gamma(T). FeOs black dashed, the functional coloured."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .figures import _save
+
+    Tc, rho_c, _ = fluid.critical_point()
+    T_ref = Tc * np.concatenate([np.linspace(0.6, 0.97, 30), 1 - np.logspace(-1.5, -3.3, 10)])
+    coex = [fluid.coexistence(float(T)) for T in T_ref]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot([c.rho_vapour for c in coex] + [rho_c] + [c.rho_liquid for c in coex][::-1], list(T_ref) + [Tc] + list(T_ref[::-1]),
+              "k--", label="FeOs PeTS")
+    left.plot(rho_c, Tc, "ko", mfc="none", ms=8, label="FeOs critical point")
+    binodal, critical = _read(analysis_dir, "binodal.csv"), _read(analysis_dir, "critical_point.csv")
+    if binodal is not None and not binodal.empty:
+        left.plot(binodal["rho_vapour"], binodal["T"], "C0.-", label="learned functional")
+        left.plot(binodal["rho_liquid"], binodal["T"], "C0.-")
+    else:
+        left.text(0.5, 0.5, f"no binodal: {_reason(critical, 'critical_point.csv')}", transform=left.transAxes, ha="center", wrap=True)
+    if _found(critical):
+        left.plot(critical["rho"], critical["T"], "C3*", ms=12, label="functional critical point")
+    left.set(xlabel=r"$\rho$ ($\sigma^{-3}$)", ylabel=r"$T$ ($\epsilon/k_B$)", title="liquid-vapour binodal")
+    left.legend(fontsize=8)
+    T_gamma = Tc * np.linspace(0.6, 0.97, 20)
+    right.plot(T_gamma, [fluid.surface_tension(float(T)).gamma for T in T_gamma], "k--", label="FeOs PeTS")
+    interface = _read(analysis_dir, "interface.csv")
+    if _found(interface):
+        right.plot(interface["T"], interface["gamma"], "C0o", label="learned functional")
+    else:
+        right.text(0.5, 0.5, f"no interface: {_reason(interface, 'interface.csv')}", transform=right.transAxes, ha="center", wrap=True)
+    right.set(xlabel=r"$T$ ($\epsilon/k_B$)", ylabel=r"$\gamma$ ($\epsilon/\sigma^2$)", title="surface tension")
+    right.legend(fontsize=8)
+    _save(fig, out_dir, "reference")
