@@ -216,7 +216,7 @@ def reference_figure(analysis_dir: Path, out_dir: Path, fluid) -> None:
         left.plot(binodal["rho_vapour"], binodal["T"], "C0.-", label="learned functional")
         left.plot(binodal["rho_liquid"], binodal["T"], "C0.-")
     else:
-        left.text(0.5, 0.5, f"no binodal: {_reason(critical, 'critical_point.csv')}", transform=left.transAxes, ha="center", wrap=True)
+        left.text(0.5, 0.5, f"no binodal: {_reason(critical, 'critical_point.csv')}", transform=left.transAxes, ha="center", fontsize=8, wrap=True)
     if _found(critical):
         left.plot(critical["rho"], critical["T"], "C3*", ms=12, label="functional critical point")
     left.set(xlabel=r"$\rho$ ($\sigma^{-3}$)", ylabel=r"$T$ ($\epsilon/k_B$)", title="liquid-vapour binodal")
@@ -227,7 +227,7 @@ def reference_figure(analysis_dir: Path, out_dir: Path, fluid) -> None:
     if _found(interface):
         right.plot(interface["T"], interface["gamma"], "C0o", label="learned functional")
     else:
-        right.text(0.5, 0.5, f"no interface: {_reason(interface, 'interface.csv')}", transform=right.transAxes, ha="center", wrap=True)
+        right.text(0.5, 0.5, f"no interface: {_reason(interface, 'interface.csv')}", transform=right.transAxes, ha="center", fontsize=8, wrap=True)
     right.set(xlabel=r"$T$ ($\epsilon/k_B$)", ylabel=r"$\gamma$ ($\epsilon/\sigma^2$)", title="surface tension")
     right.legend(fontsize=8)
     _save(fig, out_dir, "reference")
