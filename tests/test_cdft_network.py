@@ -199,7 +199,7 @@ def test_cli_makes_hard_rod_data_and_trains(tmp_path):
     )
     profiles = tmp_path / "profiles.nc"
     data_settings = json.dumps(stage_settings(config, "hard_rods", "profiles"))
-    assert main(["cdft", "hard-rods-data", "--settings", data_settings, "--out", str(profiles)]) == 0
+    assert main(["cdft", "fluid-data", "--settings", data_settings, "--out", str(profiles)]) == 0
     assert pds.open_profile_dataset(profiles).sizes[pds.RUN] == 8
     train_settings = json.dumps(stage_settings(config, "hard_rods", "cdft"))
     assert main(["cdft", "train", "--settings", train_settings, "--profiles", str(profiles), "--out", str(tmp_path / "cdft")]) == 0

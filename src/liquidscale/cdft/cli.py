@@ -1,4 +1,4 @@
-"""``liquidscale cdft <action>``: hard-rod verification data and neural-functional training.
+"""``liquidscale cdft <action>``: reference-fluid verification data and neural-functional training.
 
 torch is imported only inside the actions, so ``liquidscale --help`` stays fast.
 """
@@ -14,16 +14,12 @@ from ..errors import UserError
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("cdft", help="neural classical DFT: hard-rod verification data, training of the c1 functional")
+    parser = subparsers.add_parser("cdft", help="neural classical DFT: reference-fluid verification data, training of the c1 functional")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    data = actions.add_parser("hard-rods-data", help="exact Percus profiles of hard rods in random potentials (known mu) -> profiles.nc")
+    data = actions.add_parser("fluid-data", help="profiles of a reference fluid (hard_rods: exact Percus; pets: FeOs's PeTS cDFT) in random potentials, mu known -> profiles.nc")
     _common(data)
-    data.set_defaults(func=_hard_rods_data)
-
-    pets = actions.add_parser("pets-data", help="FeOs's PeTS cDFT profiles in random potentials between hard walls (known mu) -> profiles.nc")
-    _common(pets)
-    pets.set_defaults(func=_pets_data)
+    data.set_defaults(func=_fluid_data)
 
     train = actions.add_parser("train", help="train the neural c1 functional on a profile dataset; write model, curve, held-out metrics")
     _common(train)
@@ -32,38 +28,35 @@ def register(subparsers) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--settings", required=True, type=settings_json, help="JSON of stage_settings(config, system, stage): stage 'profiles' for hard-rods-data and pets-data, 'cdft' for train")
-    parser.add_argument("--out", required=True, type=Path, help="output file (hard-rods-data, pets-data) or folder (train)")
+    parser.add_argument("--settings", required=True, type=settings_json, help="JSON of stage_settings(config, system, stage): stage 'profiles' for fluid-data, 'cdft' for train")
+    parser.add_argument("--out", required=True, type=Path, help="output file (fluid-data) or folder (train)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
 
 
-def _hard_rods_data(args) -> None:
+# reference fluid -> "module:function(block, split_fractions, seed, provenance)" making its profile dataset
+FLUID_DATASETS = {
+    "hard_rods": "liquidscale.fluids.hard_rods:hard_rod_dataset",
+    "pets": "liquidscale.fluids.pets:pets_dataset",
+}
+
+
+def _fluid_data(args) -> None:
+    import importlib
+
     import torch
 
     from ..dataset import write_profile_dataset
     from ..io import provenance
-    from ..fluids.hard_rods import hard_rod_dataset
 
     torch.set_num_threads(args.threads)
     settings = args.settings
-    if settings["system"] != "hard_rods":
-        raise UserError(f"cdft hard-rods-data makes the hard_rods system's data, not {settings['system']!r}")
-    record = provenance(settings, seeds={"hard_rods": settings["seed"]})
-    ds = hard_rod_dataset(settings["system_settings"], settings["profiles"]["split"], settings["seed"], record)
-    write_profile_dataset(ds, args.out)
-
-
-def _pets_data(args) -> None:
-    from ..dataset import write_profile_dataset
-    from ..fluids.pets import pets_dataset
-    from ..io import provenance
-
-    settings = args.settings
-    if settings["system"] != "pets":
-        raise UserError(f"cdft pets-data makes the pets system's data, not {settings['system']!r}")
-    record = provenance(settings, seeds={"pets": settings["seed"]})
-    ds = pets_dataset(settings["system_settings"], settings["profiles"]["split"], settings["seed"], record)
-    write_profile_dataset(ds, args.out)
+    system = settings["system"]
+    if system not in FLUID_DATASETS:
+        raise UserError(f"cdft fluid-data makes the data of a reference fluid ({', '.join(FLUID_DATASETS)}), not of {system!r}")
+    module, function = FLUID_DATASETS[system].split(":")
+    make_dataset = getattr(importlib.import_module(module), function)
+    record = provenance(settings, seeds={system: settings["seed"]})
+    write_profile_dataset(make_dataset(settings["system_settings"], settings["profiles"]["split"], settings["seed"], record), args.out)
 
 
 def _train(args) -> None:
