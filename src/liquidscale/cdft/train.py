@@ -45,7 +45,7 @@ class TrainingSettings:
 
     window: float
     architecture: str = "conv"
-    temperature_inputs: tuple[str, ...] = ("T",)
+    temperature_inputs: tuple[str, ...] = ("T", "1/T")
     channels: tuple[int, ...] = (32, 32)
     optimizer: str = "lbfgs"
     max_epochs: int = 300
