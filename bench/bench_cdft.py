@@ -68,7 +68,7 @@ def bench_hard_rods(points: int) -> None:
     block = {"box_length": 10.0, "dz": dz, "runs": 60, "beta_mu_range": [-3.0, 5.5], "potential_cap": 2.0, "hard_walls": False}
     ds = hard_rod_dataset(block, [0.7, 0.15, 0.15], seed=1, provenance={})
     settings = TrainingSettings(window=1.0)
-    trainer = _Trainer(prepare_runs(ds, "train", settings.min_density_fraction), settings, dz, seed=1)
+    trainer = _Trainer(prepare_runs(ds, "train", settings), settings, dz, seed=1)
     t_warm, _ = best_time(trainer.run_epoch, repeat=1)
     trainer.epoch = 1
     t_epoch, _ = best_time(trainer.run_epoch, repeat=3)
@@ -155,7 +155,7 @@ def demo_solves(results: Path, system: str) -> tuple[float, int, NeuralC1, int]:
     model, _ = load_model(results / system / "cdft")
     ds = pds.open_profile_dataset(results / system / "profiles.nc")
     settings = TrainingSettings(window=model.interaction_range)
-    test = prepare_runs(ds, "test", settings.min_density_fraction)
+    test = prepare_runs(ds, "test", settings)
     times, evaluations = [], []
     for k in range(len(test)):
         counting = CountingFunctional(model)
