@@ -7,9 +7,15 @@ not masquerade as an error in mu or gamma. The slit pores are the analysis' pore
 (``interfaces.slit_potential``), solved by FeOs. A result the analysis did not produce is a row with
 status 'missing' and the analysis' reason.
 
-Targets (mu hidden, noise-free profiles): coexistence densities 1 % at T <= 0.95 Tc, Tc 1 %, rho_c 2 %,
-vapour pressure 3 %, surface tension 5 %, capillary-coexistence beta mu 0.05 absolute; the Widom
-line is reported without a target.
+Coexistence by two routes: bulk equal mu and p (the headline rows ``rho_vapour``, ``rho_liquid``; its
+pressure integrates mu_ex through the unstable region, where uniform profiles never occur in the training
+data) and the plateaus of the free planar interface the functional solves at the interface temperature
+(``rho_vapour_interface``, ``rho_liquid_interface``, the route of Sammüller et al.).
+
+Targets (mu hidden): noise-free profiles — coexistence densities 1 % at T <= 0.95 Tc, Tc 1 %, rho_c 2 %,
+vapour pressure 3 %, surface tension 5 %, capillary-coexistence beta mu 0.05 absolute; MD-like noisy
+profiles (``pets.noise_samples`` > 0) — 2 %, 1.5 %, 3 %, 5 %, 10 %, and 0.1 for beta mu_cc (not set by the
+issue: twice the noise-free bound, said here). The Widom line is reported without a target.
 """
 
 from __future__ import annotations
@@ -26,9 +32,20 @@ from ..io import atomic_path
 COLUMNS = ["quantity", "condition", "T", "functional", "feos", "difference", "relative_difference", "target", "within_target",
            "status", "reason"]
 # quantity -> (kind, bound): 'relative' compares |relative_difference|, 'absolute' |difference|
-TARGETS = {"rho_vapour": ("relative", 0.01), "rho_liquid": ("relative", 0.01), "vapour_pressure": ("relative", 0.03),
-           "Tc": ("relative", 0.01), "rho_c": ("relative", 0.02), "surface_tension": ("relative", 0.05),
-           "beta_mu_cc": ("absolute", 0.05)}
+EXACT_TARGETS = {"rho_vapour": ("relative", 0.01), "rho_liquid": ("relative", 0.01), "vapour_pressure": ("relative", 0.03),
+                 "Tc": ("relative", 0.01), "rho_c": ("relative", 0.02), "surface_tension": ("relative", 0.05),
+                 "beta_mu_cc": ("absolute", 0.05)}
+NOISY_TARGETS = {"rho_vapour": ("relative", 0.02), "rho_liquid": ("relative", 0.02), "vapour_pressure": ("relative", 0.05),
+                 "Tc": ("relative", 0.015), "rho_c": ("relative", 0.03), "surface_tension": ("relative", 0.10),
+                 "beta_mu_cc": ("absolute", 0.1)}
+# the interface-plateau route is judged by the same bound as the bulk route
+PLATEAU_OF = {"rho_vapour_interface": "rho_vapour", "rho_liquid_interface": "rho_liquid"}
+
+
+def targets_for(pets_block: Mapping[str, Any]) -> dict[str, tuple[str, float]]:
+    """The targets of a campaign: the noisy set when its profiles carry MD-like noise."""
+    base = NOISY_TARGETS if int(pets_block.get("noise_samples", 0)) > 0 else EXACT_TARGETS
+    return {**base, **{plateau: base[bulk] for plateau, bulk in PLATEAU_OF.items()}}
 BINODAL_MAX_REDUCED_T = 0.95
 # Widom-line definitions compared (analysis.supercritical): the S(0) maximum's density on the analysis'
 # isotherm, the chi_T maximum's temperature on the analysis' isobar
@@ -47,27 +64,34 @@ def _read(analysis_dir: Path, name: str):
         return pd.DataFrame()
 
 
-def _target_text(quantity: str) -> str:
-    if quantity not in TARGETS:
+def _target_text(quantity: str, targets: Mapping[str, tuple[str, float]]) -> str:
+    if quantity not in targets:
         return ""
-    kind, bound = TARGETS[quantity]
+    kind, bound = targets[quantity]
     return f"|relative difference| <= {bound:g}" if kind == "relative" else f"|difference| <= {bound:g}"
 
 
-def _row(quantity: str, T: float, functional: float, feos: float, condition: str = "") -> dict[str, Any]:
-    difference = functional - feos
-    relative = difference / feos if feos != 0 else np.nan
-    within = None
-    if quantity in TARGETS:
-        kind, bound = TARGETS[quantity]
-        within = bool(abs(relative if kind == "relative" else difference) <= bound)
-    return {"quantity": quantity, "condition": condition, "T": T, "functional": functional, "feos": feos, "difference": difference,
-            "relative_difference": relative, "target": _target_text(quantity), "within_target": within, "status": "compared", "reason": ""}
+class _Rows:
+    """Comparison rows judged against one campaign's targets."""
 
+    def __init__(self, targets: Mapping[str, tuple[str, float]]):
+        self.targets = targets
 
-def _missing(quantity: str, reason: str, T: float = np.nan, feos: float = np.nan, condition: str = "") -> dict[str, Any]:
-    return {"quantity": quantity, "condition": condition, "T": T, "functional": np.nan, "feos": feos, "difference": np.nan,
-            "relative_difference": np.nan, "target": _target_text(quantity), "within_target": None, "status": "missing", "reason": reason}
+    def compared(self, quantity: str, T: float, functional: float, feos: float, condition: str = "") -> dict[str, Any]:
+        difference = functional - feos
+        relative = difference / feos if feos != 0 else np.nan
+        within = None
+        if quantity in self.targets:
+            kind, bound = self.targets[quantity]
+            within = bool(abs(relative if kind == "relative" else difference) <= bound)
+        return {"quantity": quantity, "condition": condition, "T": T, "functional": functional, "feos": feos, "difference": difference,
+                "relative_difference": relative, "target": _target_text(quantity, self.targets), "within_target": within,
+                "status": "compared", "reason": ""}
+
+    def missing(self, quantity: str, reason: str, T: float = np.nan, feos: float = np.nan, condition: str = "") -> dict[str, Any]:
+        return {"quantity": quantity, "condition": condition, "T": T, "functional": np.nan, "feos": feos, "difference": np.nan,
+                "relative_difference": np.nan, "target": _target_text(quantity, self.targets), "within_target": None,
+                "status": "missing", "reason": reason}
 
 
 def _found(table) -> bool:
@@ -86,72 +110,77 @@ def reference_comparison(analysis_dir: str | Path, fluid, settings: Mapping[str,
     """Rows of ``COLUMNS``: the analysis outputs in ``analysis_dir`` against ``fluid`` (a ``PetsFluid``).
 
     ``settings`` is the analysis stage's settings (``stage_settings(config, 'pets', 'analysis')``):
-    its ``analysis`` section gives the pores' walls, its ``system_settings`` (the pets block) the grid.
+    its ``analysis`` section gives the pores' walls, its ``system_settings`` (the pets block) the grid
+    and, through its noise, the targets.
     """
     analysis_dir = Path(analysis_dir)
+    r = _Rows(targets_for(settings["system_settings"]))
     Tc, rho_c, pc = fluid.critical_point()
     rows: list[dict[str, Any]] = []
 
     critical = _read(analysis_dir, "critical_point.csv")
     if _found(critical):
-        rows.append(_row("Tc", np.nan, float(critical["T"].iloc[0]), Tc))
-        rows.append(_row("rho_c", np.nan, float(critical["rho"].iloc[0]), rho_c))
+        rows.append(r.compared("Tc", np.nan, float(critical["T"].iloc[0]), Tc))
+        rows.append(r.compared("rho_c", np.nan, float(critical["rho"].iloc[0]), rho_c))
     else:
-        rows += [_missing("Tc", _reason(critical, "critical_point.csv"), feos=Tc), _missing("rho_c", _reason(critical, "critical_point.csv"), feos=rho_c)]
+        rows += [r.missing("Tc", _reason(critical, "critical_point.csv"), feos=Tc), r.missing("rho_c", _reason(critical, "critical_point.csv"), feos=rho_c)]
 
     binodal = _read(analysis_dir, "binodal.csv")
     compared = binodal[binodal["T"] <= BINODAL_MAX_REDUCED_T * Tc] if binodal is not None and not binodal.empty else None
     if compared is None or compared.empty:
         reason = _reason(critical, "critical_point.csv") if binodal is not None else "binodal.csv not found in the analysis folder"
-        rows += [_missing(q, f"no binodal point at T <= {BINODAL_MAX_REDUCED_T:g} Tc: {reason}") for q in ("rho_vapour", "rho_liquid", "vapour_pressure")]
+        rows += [r.missing(q, f"no binodal point at T <= {BINODAL_MAX_REDUCED_T:g} Tc: {reason}") for q in ("rho_vapour", "rho_liquid", "vapour_pressure")]
     for _, b in (compared.iterrows() if compared is not None else ()):
         T = float(b["T"])
         co = fluid.coexistence(T)
-        rows += [_row("rho_vapour", T, float(b["rho_vapour"]), co.rho_vapour), _row("rho_liquid", T, float(b["rho_liquid"]), co.rho_liquid),
-                 _row("vapour_pressure", T, float(b["p"]), co.p)]
+        rows += [r.compared("rho_vapour", T, float(b["rho_vapour"]), co.rho_vapour), r.compared("rho_liquid", T, float(b["rho_liquid"]), co.rho_liquid),
+                 r.compared("vapour_pressure", T, float(b["p"]), co.p)]
 
     interface = _read(analysis_dir, "interface.csv")
     if _found(interface):
         T = float(interface["T"].iloc[0])
-        rows.append(_row("surface_tension", T, float(interface["gamma"].iloc[0]), fluid.surface_tension(T).gamma))
+        reference = fluid.surface_tension(T)
+        rows.append(r.compared("surface_tension", T, float(interface["gamma"].iloc[0]), reference.gamma))
+        rows.append(r.compared("rho_vapour_interface", T, float(interface["rho_vapour_slab"].iloc[0]), reference.rho_vapour))
+        rows.append(r.compared("rho_liquid_interface", T, float(interface["rho_liquid_slab"].iloc[0]), reference.rho_liquid))
     else:
-        rows.append(_missing("surface_tension", _reason(interface, "interface.csv")))
+        rows += [r.missing(q, _reason(interface, "interface.csv")) for q in ("surface_tension", "rho_vapour_interface", "rho_liquid_interface")]
 
-    rows += _pore_rows(_read(analysis_dir, "pores.csv"), fluid, settings)
-    rows += _widom_rows(_read(analysis_dir, "widom.csv"), fluid, analysis_dir)
+    rows += _pore_rows(_read(analysis_dir, "pores.csv"), fluid, settings, r)
+    rows += _widom_rows(_read(analysis_dir, "widom.csv"), fluid, analysis_dir, r)
     return rows
 
 
-def _pore_rows(pores, fluid, settings: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _pore_rows(pores, fluid, settings: Mapping[str, Any], r: _Rows) -> list[dict[str, Any]]:
     """beta mu at capillary coexistence per width, FeOs in the analysis' own slit at the analysis' T."""
     from .interfaces import Wall, slit_potential
     from .bulk import NotFound
 
     if pores is None or pores.empty or "H" not in pores or pores["H"].isna().all():
-        return [_missing("beta_mu_cc", _reason(pores, "pores.csv"))]
+        return [r.missing("beta_mu_cc", _reason(pores, "pores.csv"))]
     p, block = settings["analysis"]["pores"], settings["system_settings"]
     dz = float(block["dz"])
     wall = Wall(float(p["wall_strength"]), float(p["wall_sigma"]["pets"]))
     grid = SimpleNamespace(dz=dz, interaction_range=float(block["padding"]))  # padding: hard, wider than PeTS's 2.5 sigma
     rows = []
-    for _, r in pores.iterrows():
-        T, H = float(r["T"]), float(r["H"])
+    for _, pore in pores.iterrows():
+        T, H = float(pore["T"]), float(pore["H"])
         condition = f"H = {H:g}"
         try:
             feos = fluid.capillary_coexistence(T, slit_potential(grid, wall, H)[1], H, dz).beta_mu
         except (NotFound, RuntimeError, ValueError) as exc:  # no FeOs transition, or no FeOs VLE at T
             feos = np.nan
-            if r["status"] == "found":
-                rows.append(_missing("beta_mu_cc", f"FeOs: {exc}", T, condition=condition))
+            if pore["status"] == "found":
+                rows.append(r.missing("beta_mu_cc", f"FeOs: {exc}", T, condition=condition))
                 continue
-        if r["status"] == "found":
-            rows.append(_row("beta_mu_cc", T, float(r["beta_mu_cc"]), feos, condition))
+        if pore["status"] == "found":
+            rows.append(r.compared("beta_mu_cc", T, float(pore["beta_mu_cc"]), feos, condition))
         else:
-            rows.append(_missing("beta_mu_cc", str(r["reason"]), T, feos, condition))
+            rows.append(r.missing("beta_mu_cc", str(pore["reason"]), T, feos, condition))
     return rows
 
 
-def _widom_rows(widom, fluid, analysis_dir: Path) -> list[dict[str, Any]]:
+def _widom_rows(widom, fluid, analysis_dir: Path, r: _Rows) -> list[dict[str, Any]]:
     """S(0)-isotherm maxima compared in rho at the analysis' T, chi_T-isobar maxima in T at the analysis' p."""
     if widom is None or widom.empty:
         reason = "widom.csv not found in the analysis folder" if widom is None else "no Widom points in widom.csv"
@@ -160,7 +189,7 @@ def _widom_rows(widom, fluid, analysis_dir: Path) -> list[dict[str, Any]]:
             import json
 
             reason = json.loads(summary.read_text()).get("supercritical", {}).get("reason") or reason
-        return [_missing(quantity, reason) for quantity in WIDOM_QUANTITIES.values()]
+        return [r.missing(quantity, reason) for quantity in WIDOM_QUANTITIES.values()]
     Tc = fluid.critical_point()[0]
     rows = []
     for _, w in widom.iterrows():
@@ -171,11 +200,11 @@ def _widom_rows(widom, fluid, analysis_dir: Path) -> list[dict[str, Any]]:
         condition = f"p = {float(w['p']):.6g}" if definition == "chi_T isobar" else ""
         try:
             if definition == "S(0) isotherm":
-                rows.append(_row(quantity, T, float(w["rho"]), fluid.s0_isotherm_maximum(T).rho))
+                rows.append(r.compared(quantity, T, float(w["rho"]), fluid.s0_isotherm_maximum(T).rho))
             else:
-                rows.append(_row(quantity, T, T, fluid.chi_isobar_maximum(float(w["p"]), Tc * (1 + 1e-3), Tc * 1.6).T, condition))
+                rows.append(r.compared(quantity, T, T, fluid.chi_isobar_maximum(float(w["p"]), Tc * (1 + 1e-3), Tc * 1.6).T, condition))
         except (RuntimeError, ValueError) as exc:  # FeOs's response has no interior maximum there (e.g. T < FeOs's Tc)
-            rows.append(_missing(quantity, f"FeOs: {exc}", T, condition=condition))
+            rows.append(r.missing(quantity, f"FeOs: {exc}", T, condition=condition))
     return rows
 
 
@@ -212,22 +241,26 @@ def reference_figure(analysis_dir: Path, out_dir: Path, fluid) -> None:
               "k--", label="FeOs PeTS")
     left.plot(rho_c, Tc, "ko", mfc="none", ms=8, label="FeOs critical point")
     binodal, critical = _read(analysis_dir, "binodal.csv"), _read(analysis_dir, "critical_point.csv")
+    title = "liquid-vapour binodal"
     if binodal is not None and not binodal.empty:
         left.plot(binodal["rho_vapour"], binodal["T"], "C0.-", label="learned functional")
         left.plot(binodal["rho_liquid"], binodal["T"], "C0.-")
     else:
-        left.text(0.5, 0.5, f"no binodal: {_reason(critical, 'critical_point.csv')}", transform=left.transAxes, ha="center", fontsize=8, wrap=True)
+        title += "\n(learned functional: none, see critical_point.csv)"
     if _found(critical):
         left.plot(critical["rho"], critical["T"], "C3*", ms=12, label="functional critical point")
-    left.set(xlabel=r"$\rho$ ($\sigma^{-3}$)", ylabel=r"$T$ ($\epsilon/k_B$)", title="liquid-vapour binodal")
+    elif critical is not None and not critical.empty:
+        title += f"\n(functional's critical point: {critical['status'].iloc[0]}, see critical_point.csv)"
+    left.set(xlabel=r"$\rho$ ($\sigma^{-3}$)", ylabel=r"$T$ ($\epsilon/k_B$)", title=title)
     left.legend(fontsize=8)
     T_gamma = Tc * np.linspace(0.6, 0.97, 20)
     right.plot(T_gamma, [fluid.surface_tension(float(T)).gamma for T in T_gamma], "k--", label="FeOs PeTS")
     interface = _read(analysis_dir, "interface.csv")
+    title = "surface tension of the free interface"
     if _found(interface):
-        right.plot(interface["T"], interface["gamma"], "C0o", label="learned functional")
+        right.plot(interface["T"], interface["gamma"], "C0o", ms=8, label="learned functional")
     else:
-        right.text(0.5, 0.5, f"no interface: {_reason(interface, 'interface.csv')}", transform=right.transAxes, ha="center", fontsize=8, wrap=True)
-    right.set(xlabel=r"$T$ ($\epsilon/k_B$)", ylabel=r"$\gamma$ ($\epsilon/\sigma^2$)", title="surface tension")
+        title += "\n(learned functional: no interface, see interface.csv)"
+    right.set(xlabel=r"$T$ ($\epsilon/k_B$)", ylabel=r"$\gamma$ ($\epsilon/\sigma^2$)", title=title)
     right.legend(fontsize=8)
     _save(fig, out_dir, "reference")
