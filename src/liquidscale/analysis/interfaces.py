@@ -83,25 +83,40 @@ class Branch:
     failures: list[str] = field(default_factory=list)
 
 
-def pore_branch(functional, beta_V: np.ndarray, width: float, T: float, beta_mus: np.ndarray, rho_start: np.ndarray | None,
-                k_B: float = 1.0, settings: SolverSettings = SolverSettings()) -> Branch:
-    """Grand-canonical solves along ``beta_mus`` in order, each started from the previous profile."""
+def continued_branch(beta_mus: np.ndarray, rho_start: np.ndarray | None, width: float, dz: float, solve_at, errors: tuple) -> Branch:
+    """Solves along ``beta_mus`` in order, each started from the previous profile (a continuation in mu).
+
+    ``solve_at(beta_mu, rho_init) -> (rho, beta_omega)``; a solve that raises one of ``errors`` is recorded
+    in ``failures`` and the next starts from the last converged profile. Any planar functional fits: the
+    learned one here, FeOs's for the PeTS reference.
+    """
     n_mu = len(beta_mus)
     branch = Branch(np.asarray(beta_mus, dtype=float), np.full(n_mu, np.nan), np.full(n_mu, np.nan))
     rho = rho_start
-    for i, beta_mu in enumerate(beta_mus):
+    for i, beta_mu in enumerate(branch.beta_mu):
         try:
-            kT = k_B * T
-            solution = solve(functional, beta_V * kT, T, mu=beta_mu * kT, k_B=k_B, rho_init=rho, symmetric=True, settings=settings)
-        except ConvergenceError as exc:
+            solved, beta_omega = solve_at(float(beta_mu), rho)
+        except errors as exc:
             branch.failures.append(f"beta mu = {beta_mu:.6g}: {exc}")
             branch.profiles.append(None)
             continue
-        rho = solution.rho
+        rho = solved
         branch.profiles.append(rho)
-        branch.mean_density[i] = rho.sum() * functional.dz / width
-        branch.beta_omega[i] = grand_potential(functional, rho, beta_V * kT, T, beta_mu * kT, k_B)
+        branch.mean_density[i] = rho.sum() * dz / width
+        branch.beta_omega[i] = beta_omega
     return branch
+
+
+def pore_branch(functional, beta_V: np.ndarray, width: float, T: float, beta_mus: np.ndarray, rho_start: np.ndarray | None,
+                k_B: float = 1.0, settings: SolverSettings = SolverSettings()) -> Branch:
+    """Grand-canonical solves of ``functional`` along ``beta_mus`` in order, each started from the previous profile."""
+    kT = k_B * T
+
+    def solve_at(beta_mu: float, rho_init):
+        solution = solve(functional, beta_V * kT, T, mu=beta_mu * kT, k_B=k_B, rho_init=rho_init, symmetric=True, settings=settings)
+        return solution.rho, grand_potential(functional, solution.rho, beta_V * kT, T, beta_mu * kT, k_B)
+
+    return continued_branch(beta_mus, rho_start, width, functional.dz, solve_at, (ConvergenceError,))
 
 
 @dataclass(frozen=True)

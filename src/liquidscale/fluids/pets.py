@@ -258,22 +258,13 @@ class PetsFluid:
         return capillary_coexistence(ads, des, width)
 
     def _branch(self, beta_V: np.ndarray, T: float, mus: np.ndarray, rho_start: np.ndarray | None, dz: float, width: float):
-        from ..analysis.interfaces import Branch
+        from ..analysis.interfaces import continued_branch
 
-        branch = Branch(np.asarray(mus, dtype=float), np.full(len(mus), np.nan), np.full(len(mus), np.nan))
-        rho = rho_start
-        for i, beta_mu in enumerate(mus):
-            try:
-                solution = self.solve(beta_V, T, float(beta_mu), dz, rho)
-            except FEOS_ERRORS as exc:
-                branch.failures.append(f"beta mu = {beta_mu:.6g}: {exc}")
-                branch.profiles.append(None)
-                continue
-            rho = solution.rho
-            branch.profiles.append(rho)
-            branch.mean_density[i] = rho.sum() * dz / width
-            branch.beta_omega[i] = solution.beta_omega
-        return branch
+        def solve_at(beta_mu: float, rho_init):
+            solution = self.solve(beta_V, T, beta_mu, dz, rho_init)
+            return solution.rho, solution.beta_omega
+
+        return continued_branch(mus, rho_start, width, dz, solve_at, FEOS_ERRORS)
 
     # --- supercritical: Widom lines (definitions of analysis.supercritical) ----------------------
     def s0_isotherm_maximum(self, T: float, rho_max: float = 0.9):
