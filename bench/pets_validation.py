@@ -30,8 +30,14 @@ def main(workdirs: list[str]) -> None:
         rows = table(Path(workdir))
         print(f"\n## {workdir}")
         print(rows.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
-        judged = rows[rows["status"].isin(["met", "missed"])] if "status" in rows else rows.iloc[0:0]
-        print(f"targets met: {int((judged['status'] == 'met').sum())} of {len(judged)}")
+        judged = rows[(rows["status"] == "compared") & rows["within_target"].notna()]
+        met = judged["within_target"].astype(str) == "True"
+        print(f"rows with a target: {met.sum()} met, {(~met).sum()} missed; results missing: {(rows['status'] == 'missing').sum()}")
+        for quantity, group in judged.groupby("quantity", sort=False):
+            worst = group.loc[group["relative_difference"].abs().idxmax()] if quantity != "beta_mu_cc" else group.loc[group["difference"].abs().idxmax()]
+            missed = group[group["within_target"].astype(str) != "True"]
+            print(f"  {quantity:22s} worst {worst['difference' if quantity == 'beta_mu_cc' else 'relative_difference']:+.4f} at T = {worst['T']:.4g}"
+                  f" {worst['condition'] if isinstance(worst['condition'], str) else ''}  ({len(missed)} of {len(group)} beyond {group['target'].iloc[0]})")
 
 
 if __name__ == "__main__":
