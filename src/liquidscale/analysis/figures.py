@@ -93,7 +93,7 @@ def phase_diagram(out_dir: Path, system: str, axes: _Axes) -> None:
 
     binodal, crit = _read(out_dir, "binodal.csv"), _read(out_dir, "critical_point.csv")
     widom, fw = _read(out_dir, "widom.csv"), _read(out_dir, "fisher_widom.csv")
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = plt.subplots(figsize=(8.5, 4.5))
     ax.set_title(f"{system}: phase diagram from the functional")
     _shade_beyond_density_max(out_dir, ax, system, axes)
     if not binodal.empty:
@@ -122,7 +122,7 @@ def phase_diagram(out_dir: Path, system: str, axes: _Axes) -> None:
     ax.set_xlabel(axes.rho_label)
     ax.set_ylabel(axes.T_label)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)  # beside the axes: never over a curve
     _save(fig, out_dir, "phase_diagram")
 
 
