@@ -121,7 +121,8 @@ def test_reference_comparison_rows(fluid, tmp_path):
     co = fluid.coexistence(0.8 * Tc)
     pd.DataFrame([{"status": "found", "reason": "", "T": 1.005 * Tc, "rho": 0.97 * rho_c, "beta_p": 0.1, "p": 0.1}]).to_csv(tmp_path / "critical_point.csv", index=False)
     pd.DataFrame([{"T": co.T, "rho_vapour": 1.02 * co.rho_vapour, "rho_liquid": co.rho_liquid * 0.995, "beta_mu": co.beta_mu,
-                   "beta_p": co.beta_p, "p": 1.1 * co.p},
+                   "beta_p": co.beta_p, "p": 1.1 * co.p, "rho_vapour_interface": 1.005 * co.rho_vapour, "rho_liquid_interface": 0.98 * co.rho_liquid,
+                   "p_interface": 0.99 * co.p},
                   {"T": 0.99 * Tc, "rho_vapour": 0.2, "rho_liquid": 0.4, "beta_mu": -3, "beta_p": 0.1, "p": 0.1}]).to_csv(tmp_path / "binodal.csv", index=False)
     pd.DataFrame([{"status": "not found", "reason": "slab did not converge", "T": 0.85 * Tc}]).to_csv(tmp_path / "interface.csv", index=False)
     pd.DataFrame(columns=["definition", "T", "rho", "beta_p", "p", "value"]).to_csv(tmp_path / "widom.csv", index=False)
@@ -136,14 +137,19 @@ def test_reference_comparison_rows(fluid, tmp_path):
     feos_cc = fluid.capillary_coexistence(T_pore, slit_potential(SimpleNamespace(dz=0.05, interaction_range=4.0), Wall(1.0, 1.0), 16.0)[1], 16.0, 0.05)
     pd.DataFrame([{"status": "found", "reason": "", "T": T_pore, "H": 16.0, "beta_mu_cc": feos_cc.beta_mu + 0.03}]).to_csv(tmp_path / "pores.csv", index=False)
 
-    rows = {(r["quantity"], r["T"] if r["quantity"] in ("rho_vapour", "rho_liquid", "vapour_pressure") else None): r
+    coexistence_rows = ("rho_vapour", "rho_liquid", "vapour_pressure", "rho_vapour_bulk", "rho_liquid_bulk", "vapour_pressure_bulk")
+    rows = {(r["quantity"], r["T"] if r["quantity"] in coexistence_rows else None): r
             for r in write_reference_comparison(tmp_path, tmp_path, settings, fluid)}
     assert rows[("Tc", None)]["relative_difference"] == pytest.approx(0.005) and rows[("Tc", None)]["within_target"]
     assert rows[("rho_c", None)]["relative_difference"] == pytest.approx(-0.03) and not rows[("rho_c", None)]["within_target"]
-    assert rows[("rho_vapour", co.T)]["relative_difference"] == pytest.approx(0.02) and not rows[("rho_vapour", co.T)]["within_target"]
-    assert rows[("rho_liquid", co.T)]["relative_difference"] == pytest.approx(-0.005) and rows[("rho_liquid", co.T)]["within_target"]
-    assert rows[("vapour_pressure", co.T)]["relative_difference"] == pytest.approx(0.1)
-    assert ("rho_vapour", 0.99 * Tc) not in rows  # above 0.95 Tc: not compared
+    # headline: the free-interface route; beside it the bulk route, judged by the same bounds
+    assert rows[("rho_vapour", co.T)]["relative_difference"] == pytest.approx(0.005) and rows[("rho_vapour", co.T)]["within_target"]
+    assert rows[("rho_liquid", co.T)]["relative_difference"] == pytest.approx(-0.02) and not rows[("rho_liquid", co.T)]["within_target"]
+    assert rows[("vapour_pressure", co.T)]["relative_difference"] == pytest.approx(-0.01)
+    assert rows[("rho_vapour_bulk", co.T)]["relative_difference"] == pytest.approx(0.02) and not rows[("rho_vapour_bulk", co.T)]["within_target"]
+    assert rows[("rho_liquid_bulk", co.T)]["relative_difference"] == pytest.approx(-0.005) and rows[("rho_liquid_bulk", co.T)]["within_target"]
+    assert rows[("vapour_pressure_bulk", co.T)]["relative_difference"] == pytest.approx(0.1)
+    assert ("rho_vapour", 0.99 * Tc) not in rows and ("rho_vapour_bulk", 0.99 * Tc) not in rows  # above 0.95 Tc: not compared
     assert rows[("surface_tension", None)]["status"] == "missing" and rows[("surface_tension", None)]["reason"] == "slab did not converge"
     assert rows[("beta_mu_cc", None)]["difference"] == pytest.approx(0.03, abs=1e-6) and rows[("beta_mu_cc", None)]["within_target"]
     assert rows[("widom_S0_isotherm_rho", None)]["reason"] == "no critical point: test"

@@ -7,10 +7,12 @@ not masquerade as an error in mu or gamma. The slit pores are the analysis' pore
 (``interfaces.slit_potential``), solved by FeOs. A result the analysis did not produce is a row with
 status 'missing' and the analysis' reason.
 
-Coexistence by two routes: bulk equal mu and p (the headline rows ``rho_vapour``, ``rho_liquid``; its
-pressure integrates mu_ex through the unstable region, where uniform profiles never occur in the training
-data) and the plateaus of the free planar interface the functional solves at the interface temperature
-(``rho_vapour_interface``, ``rho_liquid_interface``, the route of Sammüller et al.).
+Coexistence by two routes, at every binodal temperature up to 0.95 Tc: the plateaus of the free planar
+interface the functional solves there (the headline rows ``rho_vapour``, ``rho_liquid``,
+``vapour_pressure``, the route of Sammüller et al.; the vapour pressure from the vapour plateau on the
+stable vapour branch) and bulk equal mu and p (``*_bulk`` rows), whose liquid pressure integrates mu_ex
+through the unstable region, where the training data hold no uniform profile. Measured on the full PeTS
+campaign the bulk route's vapour density is 1.5 % low at 0.65 Tc, the interface route's 0.4 %.
 
 Targets (mu hidden): noise-free profiles — coexistence densities 1 % at T <= 0.95 Tc, Tc 1 %, rho_c 2 %,
 vapour pressure 3 %, surface tension 5 %, capillary-coexistence beta mu 0.05 absolute; MD-like noisy
@@ -38,14 +40,14 @@ EXACT_TARGETS = {"rho_vapour": ("relative", 0.01), "rho_liquid": ("relative", 0.
 NOISY_TARGETS = {"rho_vapour": ("relative", 0.02), "rho_liquid": ("relative", 0.02), "vapour_pressure": ("relative", 0.05),
                  "Tc": ("relative", 0.015), "rho_c": ("relative", 0.03), "surface_tension": ("relative", 0.10),
                  "beta_mu_cc": ("absolute", 0.1)}
-# the interface-plateau route is judged by the same bound as the bulk route
-PLATEAU_OF = {"rho_vapour_interface": "rho_vapour", "rho_liquid_interface": "rho_liquid"}
+# the bulk route is judged by the same bounds as the headline interface route
+BULK_ROUTE = {"rho_vapour_bulk": "rho_vapour", "rho_liquid_bulk": "rho_liquid", "vapour_pressure_bulk": "vapour_pressure"}
 
 
 def targets_for(pets_block: Mapping[str, Any]) -> dict[str, tuple[str, float]]:
     """The targets of a campaign: the noisy set when its profiles carry MD-like noise."""
     base = NOISY_TARGETS if int(pets_block.get("noise_samples", 0)) > 0 else EXACT_TARGETS
-    return {**base, **{plateau: base[bulk] for plateau, bulk in PLATEAU_OF.items()}}
+    return {**base, **{bulk: base[headline] for bulk, headline in BULK_ROUTE.items()}}
 BINODAL_MAX_REDUCED_T = 0.95
 # Widom-line definitions compared (analysis.supercritical): the S(0) maximum's density on the analysis'
 # isotherm, the chi_T maximum's temperature on the analysis' isobar
@@ -129,22 +131,27 @@ def reference_comparison(analysis_dir: str | Path, fluid, settings: Mapping[str,
     compared = binodal[binodal["T"] <= BINODAL_MAX_REDUCED_T * Tc] if binodal is not None and not binodal.empty else None
     if compared is None or compared.empty:
         reason = _reason(critical, "critical_point.csv") if binodal is not None else "binodal.csv not found in the analysis folder"
-        rows += [r.missing(q, f"no binodal point at T <= {BINODAL_MAX_REDUCED_T:g} Tc: {reason}") for q in ("rho_vapour", "rho_liquid", "vapour_pressure")]
+        rows += [r.missing(q, f"no binodal point at T <= {BINODAL_MAX_REDUCED_T:g} Tc: {reason}") for q in (*BULK_ROUTE.values(), *BULK_ROUTE)]
     for _, b in (compared.iterrows() if compared is not None else ()):
         T = float(b["T"])
         co = fluid.coexistence(T)
-        rows += [r.compared("rho_vapour", T, float(b["rho_vapour"]), co.rho_vapour), r.compared("rho_liquid", T, float(b["rho_liquid"]), co.rho_liquid),
-                 r.compared("vapour_pressure", T, float(b["p"]), co.p)]
+        for headline, column, feos in (("rho_vapour", "rho_vapour_interface", co.rho_vapour), ("rho_liquid", "rho_liquid_interface", co.rho_liquid),
+                                       ("vapour_pressure", "p_interface", co.p)):
+            if column in b and np.isfinite(b[column]):
+                rows.append(r.compared(headline, T, float(b[column]), feos, "free interface plateaus"))
+            else:
+                rows.append(r.missing(headline, "no free interface solved at this binodal temperature", T, feos))
+        rows += [r.compared("rho_vapour_bulk", T, float(b["rho_vapour"]), co.rho_vapour, "bulk equal mu and p"),
+                 r.compared("rho_liquid_bulk", T, float(b["rho_liquid"]), co.rho_liquid, "bulk equal mu and p"),
+                 r.compared("vapour_pressure_bulk", T, float(b["p"]), co.p, "bulk equal mu and p")]
 
     interface = _read(analysis_dir, "interface.csv")
     if _found(interface):
         T = float(interface["T"].iloc[0])
         reference = fluid.surface_tension(T)
         rows.append(r.compared("surface_tension", T, float(interface["gamma"].iloc[0]), reference.gamma))
-        rows.append(r.compared("rho_vapour_interface", T, float(interface["rho_vapour_slab"].iloc[0]), reference.rho_vapour))
-        rows.append(r.compared("rho_liquid_interface", T, float(interface["rho_liquid_slab"].iloc[0]), reference.rho_liquid))
     else:
-        rows += [r.missing(q, _reason(interface, "interface.csv")) for q in ("surface_tension", "rho_vapour_interface", "rho_liquid_interface")]
+        rows.append(r.missing("surface_tension", _reason(interface, "interface.csv")))
 
     rows += _pore_rows(_read(analysis_dir, "pores.csv"), fluid, settings, r)
     rows += _widom_rows(_read(analysis_dir, "widom.csv"), fluid, analysis_dir, r)

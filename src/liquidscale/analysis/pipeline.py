@@ -39,17 +39,51 @@ def _with_lab_units(row: dict[str, Any], system: str, densities: list[str], pres
     return row
 
 
-def write_binodal(out_dir: Path, system: str, diagram: PhaseDiagram, k_B: float, domain: AnalysisRange) -> None:
-    """binodal.csv (with each T's analysed density_max) and critical_point.csv, whose values are the loop's
-    closing whenever it was located: trust them only where ``status`` is 'found'."""
+INTERFACE_ROUTE = ("rho_vapour_interface", "rho_liquid_interface", "p_interface")
+
+
+def interface_coexistence(functional, excess, diagram: PhaseDiagram, settings, domain: AnalysisRange, k_B: float) -> list[dict[str, float]]:
+    """Per binodal point up to ``interface.binodal_reduced_temperature`` Tc: the plateau densities of the free
+    interface the functional solves there, and the vapour pressure of the vapour plateau from the stable
+    vapour branch (the route of Sammüller et al.). Equal mu and p of uniform states needs the pressure of the
+    liquid integrated through the unstable region, where the training data hold no uniform profile; the
+    interface needs only inhomogeneous states of the kind the functional learned. NaN where not solved."""
+    from ..cdft.solver import ConvergenceError, SolverSettings
+    from .interfaces import free_interface
+
+    limit = settings.interface.get("binodal_reduced_temperature", 0.0)
+    crit = diagram.critical
+    box = round(settings.interface["box_ranges"] * functional.interaction_range / functional.dz) * functional.dz
     rows = []
     for c in diagram.binodal:
+        row = dict.fromkeys(INTERFACE_ROUTE, np.nan)
+        if crit is not None and c.T <= limit * crit.T:
+            try:
+                slab = free_interface(functional, c, box, SolverSettings(tol=1e-8 * domain.limit(c.T), max_iter=20000))
+            except ConvergenceError:
+                rows.append(row)
+                continue
+            iso = Isotherm.from_functional(excess, c.T, domain.limit(c.T), settings.chebyshev_degree)
+            row.update(rho_vapour_interface=slab.rho_vapour, rho_liquid_interface=slab.rho_liquid,
+                       p_interface=float(iso.beta_p(slab.rho_vapour)) * k_B * c.T)
+        rows.append(row)
+    return rows
+
+
+def write_binodal(out_dir: Path, system: str, diagram: PhaseDiagram, k_B: float, domain: AnalysisRange,
+                  interface_route: list[dict[str, float]] | None = None) -> None:
+    """binodal.csv (with each T's analysed density_max, and the interface route's columns where it was solved) and
+    critical_point.csv, whose values are the loop's closing whenever it was located: trust them only where
+    ``status`` is 'found'."""
+    rows = []
+    for i, c in enumerate(diagram.binodal):
         kT = k_B * c.T
         row = {**asdict(c), "mu": c.beta_mu * kT, "p": c.beta_p * kT, "density_max": domain.limit(c.T),
-               "coverage": domain.flag(c.T, density=c.rho_liquid)}
-        rows.append(_with_lab_units(row, system, ["rho_vapour", "rho_liquid", "spinodal_vapour", "spinodal_liquid"], ["p"]))
+               "coverage": domain.flag(c.T, density=c.rho_liquid), **(interface_route[i] if interface_route else dict.fromkeys(INTERFACE_ROUTE, np.nan))}
+        rows.append(_with_lab_units(row, system, ["rho_vapour", "rho_liquid", "spinodal_vapour", "spinodal_liquid", "rho_vapour_interface",
+                                                  "rho_liquid_interface"], ["p", "p_interface"]))
     columns = list(rows[0]) if rows else ["T", "rho_vapour", "rho_liquid", "spinodal_vapour", "spinodal_liquid", "beta_mu", "beta_p", "mu", "p",
-                                          "density_max", "coverage"]
+                                          "density_max", "coverage", *INTERFACE_ROUTE]
     _csv(out_dir / "binodal.csv", rows, columns)
     crit = diagram.critical_estimate
     row = {"status": diagram.status, "reason": diagram.reason, "T": np.nan, "rho": np.nan, "beta_p": np.nan, "p": np.nan, "coverage": domain.flag()}

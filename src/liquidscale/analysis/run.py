@@ -128,7 +128,9 @@ def run_analysis(functional, metadata: Mapping[str, Any], settings: AnalysisSett
                        "max_fit_error": max(iso.fit_error for iso in diagram.isotherms)}
     rho_grid = rho_max * np.arange(1, settings.eos_densities + 1) / settings.eos_densities
     write_eos(out_dir / "eos.nc", diagram, rho_grid, k_B, units, provenance, domain)
-    pipeline.write_binodal(out_dir, system, diagram, k_B, domain)
+    start = time.perf_counter()
+    pipeline.write_binodal(out_dir, system, diagram, k_B, domain, pipeline.interface_coexistence(functional, excess, diagram, settings, domain, k_B))
+    _timed(timings, "binodal_by_free_interfaces", start)
 
     start = time.perf_counter()
     summary["supercritical"] = pipeline.supercritical(functional, excess, diagram, settings, domain, k_B, out_dir, system)
