@@ -18,11 +18,12 @@ pytest.importorskip("feos")
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 
-# Measured on this reduced campaign (150 runs, 32x32 conv, 60 epochs, one thread; 4.3 min): Tc +1.8 %, rho_c +1.5 %,
-# rho_liquid within 0.6 % and rho_vapour within 9.7 % (low) for T <= 0.95 Tc, vapour pressure within 8.9 %,
-# surface tension -9 %, beta mu_cc 0.010 / 0.012 (H = 8, 16). Bounds: about twice those.
+# Measured on this reduced campaign (150 runs, 32x32 conv, 60 epochs, one thread; 4.3 min): Tc +1.8 %, rho_c +1.5 %;
+# for T <= 0.95 Tc by the free-interface route (the headline): rho_liquid within 0.63 %, rho_vapour within 5.8 % (low),
+# vapour pressure within 3.6 % (the bulk route: 0.61 %, 9.7 %, 8.9 %); surface tension -9 %, beta mu_cc 0.010 / 0.012
+# (H = 8, 16). Bounds: about twice those.
 TC_BOUND, RHO_C_BOUND = 0.04, 0.04
-RHO_LIQUID_BOUND, RHO_VAPOUR_BOUND, PRESSURE_BOUND = 0.015, 0.2, 0.2
+RHO_LIQUID_BOUND, RHO_VAPOUR_BOUND, PRESSURE_BOUND = 0.015, 0.12, 0.08
 GAMMA_BOUND, MU_CC_BOUND = 0.2, 0.05
 
 REDUCED = {
