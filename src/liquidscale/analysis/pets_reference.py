@@ -250,8 +250,11 @@ def reference_figure(analysis_dir: Path, out_dir: Path, fluid) -> None:
     binodal, critical = _read(analysis_dir, "binodal.csv"), _read(analysis_dir, "critical_point.csv")
     title = "liquid-vapour binodal"
     if binodal is not None and not binodal.empty:
-        left.plot(binodal["rho_vapour"], binodal["T"], "C0.-", label="learned functional")
+        left.plot(binodal["rho_vapour"], binodal["T"], "C0.-", label="learned functional: bulk equal mu, p")
         left.plot(binodal["rho_liquid"], binodal["T"], "C0.-")
+        if "rho_vapour_interface" in binodal and binodal["rho_vapour_interface"].notna().any():
+            for column, label in (("rho_vapour_interface", "learned functional: free-interface plateaus"), ("rho_liquid_interface", None)):
+                left.plot(binodal[column], binodal["T"], "o", color="C1", mfc="none", ms=5, label=label)
     else:
         title += "\n(learned functional: none, see critical_point.csv)"
     if _found(critical):
