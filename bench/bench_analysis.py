@@ -45,7 +45,7 @@ def main() -> None:
     T = 0.85 * Tc
     co = coexistence(Isotherm.from_functional(excess, T, 0.95))
     H = 12.0
-    beta_V = slit_potential(fluid, Wall(1.0, 1.0), H)[1]
+    beta_V = slit_potential(fluid.dz, fluid.interaction_range, Wall(1.0, 1.0), H)[1]
     mus = co.beta_mu + np.linspace(-0.15, 0.0, 9)
     start = time.perf_counter()
     solver = SolverSettings(tol=1e-8, max_iter=20000)

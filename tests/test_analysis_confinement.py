@@ -53,12 +53,12 @@ def test_capillary_coexistence_shift_times_width_approaches_kelvin():
     solver = SolverSettings(tol=1e-9, max_iter=20000)
     widths = [8.0, 12.0, 16.0]
     # Kelvin reference: wall-tension difference gamma_wv - gamma_wl from the widest pore at saturation
-    kelvin = kelvin_shift_times_width(wall_tension_difference(fluid, slit_potential(fluid, wall, 16.0)[1], 16.0, T, co, settings=solver), co)
+    kelvin = kelvin_shift_times_width(wall_tension_difference(fluid, slit_potential(fluid.dz, fluid.interaction_range, wall, 16.0)[1], 16.0, T, co, settings=solver), co)
     assert kelvin > 0  # attractive walls: condensation below saturation
     deviations = []
     for H in widths:
         mus = co.beta_mu - kelvin / H + 0.8 * kelvin / H * np.linspace(-1, 1, 9)
-        beta_V = slit_potential(fluid, wall, H)[1]
+        beta_V = slit_potential(fluid.dz, fluid.interaction_range, wall, H)[1]
         ads = pore_branch(fluid, beta_V, H, T, mus, None, settings=solver)
         rev = pore_branch(fluid, beta_V, H, T, mus[::-1], np.where(np.isfinite(beta_V), co.rho_liquid, 0.0), settings=solver)
         des = Branch(rev.beta_mu[::-1], rev.mean_density[::-1], rev.beta_omega[::-1])

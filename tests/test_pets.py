@@ -130,11 +130,10 @@ def test_reference_comparison_rows(fluid, tmp_path):
     settings = {"system": "pets", "system_settings": BLOCK,
                 "analysis": {"pores": {"wall_strength": 1.0, "wall_sigma": {"pets": 1.0}}}}
     T_pore = 0.85 * Tc
-    from types import SimpleNamespace
 
     from liquidscale.analysis.interfaces import Wall, slit_potential
 
-    feos_cc = fluid.capillary_coexistence(T_pore, slit_potential(SimpleNamespace(dz=0.05, interaction_range=4.0), Wall(1.0, 1.0), 16.0)[1], 16.0, 0.05)
+    feos_cc = fluid.capillary_coexistence(T_pore, slit_potential(0.05, 4.0, Wall(1.0, 1.0), 16.0)[1], 16.0, 0.05)
     pd.DataFrame([{"status": "found", "reason": "", "T": T_pore, "H": 16.0, "beta_mu_cc": feos_cc.beta_mu + 0.03}]).to_csv(tmp_path / "pores.csv", index=False)
 
     coexistence_rows = ("rho_vapour", "rho_liquid", "vapour_pressure", "rho_vapour_bulk", "rho_liquid_bulk", "vapour_pressure_bulk")

@@ -64,12 +64,13 @@ class Wall:
         return np.where(x > 0, v, np.inf)
 
 
-def slit_potential(functional, wall: Wall, width: float) -> tuple[np.ndarray, np.ndarray]:
-    """(z, beta V) of a slit of width H between wall planes at 0 and H, padded with hard wall so the periodic
-    images never interact through it."""
-    pad = grid_points(math.ceil(functional.interaction_range / functional.dz) * functional.dz, functional.dz, "pad")
-    inner = grid_points(width, functional.dz, "pore width")
-    z = (np.arange(inner + 2 * pad) - pad + 0.5) * functional.dz
+def slit_potential(dz: float, padding: float, wall: Wall, width: float) -> tuple[np.ndarray, np.ndarray]:
+    """(z, beta V) on a grid of spacing dz of a slit of width H between wall planes at 0 and H, padded outside
+    with at least ``padding`` of hard wall (a functional's interaction range: periodic images never interact
+    through it)."""
+    pad = grid_points(math.ceil(padding / dz) * dz, dz, "pad")
+    inner = grid_points(width, dz, "pore width")
+    z = (np.arange(inner + 2 * pad) - pad + 0.5) * dz
     beta_V = wall.beta_v(z) + wall.beta_v(width - z)
     return z, 0.5 * (beta_V + beta_V[::-1])  # exactly mirror-symmetric in floating point
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -168,13 +167,12 @@ def _pore_rows(pores, fluid, settings: Mapping[str, Any], r: _Rows) -> list[dict
     p, block = settings["analysis"]["pores"], settings["system_settings"]
     dz = float(block["dz"])
     wall = Wall(float(p["wall_strength"]), float(p["wall_sigma"]["pets"]))
-    grid = SimpleNamespace(dz=dz, interaction_range=float(block["padding"]))  # padding: hard, wider than PeTS's 2.5 sigma
     rows = []
     for _, pore in pores.iterrows():
         T, H = float(pore["T"]), float(pore["H"])
         condition = f"H = {H:g}"
         try:
-            feos = fluid.capillary_coexistence(T, slit_potential(grid, wall, H)[1], H, dz).beta_mu
+            feos = fluid.capillary_coexistence(T, slit_potential(dz, float(block["padding"]), wall, H)[1], H, dz).beta_mu
         except (NotFound, RuntimeError, ValueError) as exc:  # no FeOs transition, or no FeOs VLE at T
             feos = np.nan
             if pore["status"] == "found":

@@ -245,7 +245,7 @@ def pores(functional, excess, diagram: PhaseDiagram, settings, domain: AnalysisR
         solver = SolverSettings(tol=1e-7 * domain.limit(T), max_iter=20000)
         try:
             co = _coexistence_at(excess, T, domain.limit(T), settings.chebyshev_degree)
-            beta_dgamma = wall_tension_difference(functional, slit_potential(functional, wall, widths[-1])[1], widths[-1], T, co, k_B, solver)
+            beta_dgamma = wall_tension_difference(functional, slit_potential(functional.dz, functional.interaction_range, wall, widths[-1])[1], widths[-1], T, co, k_B, solver)
         except (NotFound, ConvergenceError) as exc:
             reason = f"no Kelvin reference: {exc}"
     if reason is not None:
@@ -258,7 +258,7 @@ def pores(functional, excess, diagram: PhaseDiagram, settings, domain: AnalysisR
     for H in widths:
         centre, half = co.beta_mu - kelvin / H, p["mu_window"] * abs(kelvin) / H + 1e-3
         mus = centre + half * np.linspace(-1.0, 1.0, p["chemical_potentials"])
-        z, beta_V = slit_potential(functional, wall, H)
+        z, beta_V = slit_potential(functional.dz, functional.interaction_range, wall, H)
         ads = pore_branch(functional, beta_V, H, T, mus, None, k_B, solver)
         filled = np.where(np.isfinite(beta_V), co.rho_liquid, 0.0)
         des_rev = pore_branch(functional, beta_V, H, T, mus[::-1], filled, k_B, solver)
