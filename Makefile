@@ -55,7 +55,8 @@ bench: env
 	for b in bench/bench_*.py; do $(VENV)/bin/python $$b; done
 
 # Full-size verification: the PeTS campaign (exact and MD-like noisy profiles, mu hidden) in its own
-# working directories (the demo config is not merged), then the comparison tables with FeOs side by side.
+# working directories (a --configfile stands on the schema defaults, the demo is not read), then the
+# comparison tables with FeOs side by side.
 VALIDATE := $(SNAKEMAKE) --snakefile $(CURDIR)/Snakefile --cores $(CORES)
 validate: env
 	$(VALIDATE) --directory validation/pets --configfile $(CURDIR)/config/pets.yaml
