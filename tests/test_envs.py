@@ -48,3 +48,13 @@ def test_conda_env_pins_match_venv(env_file):
 
 def test_every_stage_env_exists():
     assert {p.stem for p in (ROOT / "envs").glob("*.yaml")} >= {"pyscf", "deepmd", "analysis"}
+
+
+def test_site_profile_leaves_job_status_to_the_plugin_and_the_test_cluster_sets_squeue(tmp_path):
+    """`slurm-status-command: squeue` is the test cluster's need (no slurmdbd), so it lives in its own profile."""
+    from test_slurm import local_override_profile
+
+    site = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    assert "slurm-status-command" not in site
+    test_cluster = yaml.safe_load((local_override_profile(tmp_path / "profile") / "config.yaml").read_text())
+    assert test_cluster["slurm-status-command"] == "squeue"
