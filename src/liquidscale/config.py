@@ -15,7 +15,8 @@ from typing import Any
 
 from .errors import UserError
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+# Package data: in a checkout a link to workflow/schemas/config.schema.yaml, in an installed package a copy.
+SCHEMA_PATH = Path(__file__).resolve().parent / "data" / "config.schema.yaml"
 MOLECULAR_SYSTEMS = ("water", "co2")
 
 
