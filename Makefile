@@ -10,7 +10,7 @@ REQUIREMENTS := requirements/constraints.txt requirements/build.txt requirements
 STAMP := $(VENV)/.env-$(shell cat $(REQUIREMENTS) | sha256sum | cut -c1-16)
 CORES ?= $(shell nproc)
 SNAKEMAKE := $(VENV)/bin/snakemake
-# Rules call the `liquidscale` CLI and tests call snakemake: both come from .venv.
+# Tests and recipes call snakemake from .venv (jobs find `liquidscale` without it: workflow/bin/liquidscale).
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: env demo test test-fast lint bench validate clean-env help
