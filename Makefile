@@ -5,12 +5,12 @@ PYTHON ?= python3
 VENV := .venv
 PIP := $(VENV)/bin/python -m pip --disable-pip-version-check
 CONSTRAINTS := -c requirements/constraints.txt
-REQUIREMENTS := requirements/constraints.txt requirements/build.txt requirements/deepmd.txt requirements/base.txt pyproject.toml
+REQUIREMENTS := requirements/constraints.txt requirements/build.txt requirements/deepmd.txt requirements/base.txt requirements/test.txt pyproject.toml
 # The stamp's name is a hash of everything the environment is built from: edit a pin and `make env` rebuilds.
 STAMP := $(VENV)/.env-$(shell cat $(REQUIREMENTS) | sha256sum | cut -c1-16)
 CORES ?= $(shell nproc)
 SNAKEMAKE := $(VENV)/bin/snakemake
-# Rules call the `liquidscale` CLI and tests call snakemake: both come from .venv.
+# Tests and recipes call snakemake from .venv (jobs find `liquidscale` without it: workflow/bin/liquidscale).
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: env demo test test-fast lint bench validate clean-env help
@@ -33,7 +33,7 @@ $(STAMP): $(REQUIREMENTS)
 	$(PIP) install -q $(CONSTRAINTS) -r requirements/build.txt
 	DP_ENABLE_TENSORFLOW=0 DP_ENABLE_PYTORCH=1 DP_VARIANT=cpu \
 	  $(PIP) install -q $(CONSTRAINTS) --no-build-isolation --no-binary deepmd-kit -r requirements/deepmd.txt
-	$(PIP) install -q $(CONSTRAINTS) -r requirements/base.txt
+	$(PIP) install -q $(CONSTRAINTS) -r requirements/base.txt -r requirements/test.txt
 	$(PIP) install -q $(CONSTRAINTS) --no-deps --no-build-isolation -e .
 	$(VENV)/bin/python -c "import torch, deepmd.pt, pyscf, snakemake; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $@
@@ -55,7 +55,8 @@ bench: env
 	for b in bench/bench_*.py; do $(VENV)/bin/python $$b; done
 
 # Full-size verification: the PeTS campaign (exact and MD-like noisy profiles, mu hidden) in its own
-# working directories (the demo config is not merged), then the comparison tables with FeOs side by side.
+# working directories (a --configfile stands on the schema defaults, the demo is not read), then the
+# comparison tables with FeOs side by side.
 VALIDATE := $(SNAKEMAKE) --snakefile $(CURDIR)/Snakefile --cores $(CORES)
 validate: env
 	$(VALIDATE) --directory validation/pets --configfile $(CURDIR)/config/pets.yaml

@@ -6,7 +6,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The demo campaign, read only when no --configfile is given: a config named on the command line stands
+# on the schema defaults alone (`liquidscale config FILE...` prints what it resolves to).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

@@ -156,3 +156,113 @@ def test_job_resources_do_not_change_rule_params(stage, action):
                         node[key] = node[key] * 2
     assert rule_settings(changed, "water", stage, action) == before
     assert "runtime" not in json.dumps(before) and "mem_mb" not in json.dumps(before)
+
+
+# ---- a config is what it says: --configfile stands on the schema defaults, never on the demo -----------------
+
+PRODUCTION = [["water.yaml"], ["co2.yaml"], ["lj.yaml"], ["pets.yaml"], ["pets.yaml", "pets_noisy.yaml"]]
+
+
+def _leaves(node, prefix=()):
+    """(key path, value) of every leaf of a nested mapping; lists and empty mappings are leaves."""
+    for key, value in node.items():
+        if isinstance(value, dict) and value:
+            yield from _leaves(value, (*prefix, key))
+        else:
+            yield (*prefix, key), value
+
+
+def _at(node, path):
+    for key in path:
+        node = node[key]
+    return node
+
+
+@pytest.mark.parametrize("names", PRODUCTION, ids="+".join)
+def test_production_config_is_its_files_over_schema_defaults(names):
+    """Every effective value is the last file's that sets it, else the schema default: nothing from the demo."""
+    from liquidscale.config import effective_config
+
+    paths = [str(ROOT / "config" / name) for name in names]
+    effective = dict(_leaves(effective_config(paths, base_dir=ROOT)))
+    set_by_files = {}
+    for path in paths:
+        set_by_files.update(_leaves(load_yaml(path)))
+    defaults = dict(_leaves(fill_defaults({}, load_schema())))
+    for key, value in effective.items():
+        expected = set_by_files[key] if key in set_by_files else defaults[key]
+        assert value == expected, f"{'.'.join(key)}: effective {value!r}, expected {expected!r}"
+    assert set(set_by_files) <= set(effective)
+
+
+def test_effective_config_merges_files_in_order_and_names_bad_keys(tmp_path):
+    from liquidscale.config import effective_config
+
+    (tmp_path / "a.yaml").write_text("systems: [lj]\nsampling: {runs: 16, replicas_per_job: 4}\n")
+    (tmp_path / "b.yaml").write_text("sampling: {runs: 32}\n")
+    config = effective_config([str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")])
+    assert (config["sampling"]["runs"], config["sampling"]["replicas_per_job"]) == (32, 4)
+    (tmp_path / "bad.yaml").write_text("sampling: {runs: many}\n")
+    with pytest.raises(UserError, match=r"config key 'sampling.runs': 'many' is not of type 'integer'"):
+        effective_config([str(tmp_path / "a.yaml"), str(tmp_path / "bad.yaml")])
+    (tmp_path / "list.yaml").write_text("- systems\n")
+    with pytest.raises(UserError, match=r"list.yaml: a config file must be a mapping"):
+        effective_config([str(tmp_path / "list.yaml")])
+
+
+def _dry_run(workdir: Path, *args: str) -> str:
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "-p", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run.stdout + run.stderr
+
+
+def _batch_jobs(dry_run_output: str) -> int:
+    import re
+
+    return int(re.search(r"^sampling_batch\s+(\d+)$", dry_run_output, re.M).group(1))
+
+
+def test_demo_loads_only_without_configfile(tmp_path):
+    """No --configfile: the demo (8 runs of 4 = 2 lj batches); a --configfile without sampling: the defaults' 64 of 8."""
+    from liquidscale.config import effective_config
+
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text("systems: [lj]\nsampling: {runs: 8, replicas_per_job: 4}\n")
+    assert _batch_jobs(_dry_run(tmp_path)) == 2
+    (tmp_path / "only_lj.yaml").write_text("systems: [lj]\n")
+    sampling = effective_config([str(tmp_path / "only_lj.yaml")])["sampling"]
+    expected = -(-sampling["runs"] // sampling["replicas_per_job"])
+    assert expected != 2
+    assert _batch_jobs(_dry_run(tmp_path, "--configfile", str(tmp_path / "only_lj.yaml"))) == expected
+
+
+@pytest.mark.parametrize("names", [["water.yaml"], ["lj.yaml"], ["pets.yaml", "pets_noisy.yaml"]], ids="+".join)
+def test_snakemake_jobs_get_the_effective_config(names, tmp_path):
+    """The cdft and analysis settings a dry run of a production config hands its jobs (--settings) are the effective config's.
+
+    (Those two stages pass their whole section; reference and mlip pass per-action extracts.)
+    """
+    import re
+    import shlex
+
+    from liquidscale.config import effective_config
+
+    paths = [str(ROOT / "config" / name) for name in names]
+    effective = effective_config(paths, base_dir=ROOT)
+    (tmp_path / "config").symlink_to(ROOT / "config")  # as in a checkout: the demo's config/config.yaml is there
+    output = _dry_run(tmp_path, "--configfile", *paths)
+    compared = set()
+    for quoted in set(re.findall(r"--settings ('[^']*')", output)):
+        settings = json.loads(shlex.split(quoted)[0])
+        for key, value in _leaves({k: v for k, v in settings.items() if k in ("cdft", "analysis", "system_settings")}):
+            section = settings["system"] if key[0] == "system_settings" else key[0]
+            expected = _at({**effective, section: effective.get(section, {})}, (section, *key[1:]))  # lj has no system block
+            assert value == expected, f"{'.'.join((section, *key[1:]))}: a job gets {value!r}, the effective config has {expected!r}"
+            compared.add((section, *key[1:]))
+    assert {key[0] for key in compared} >= {"cdft", "analysis"}, sorted(compared)

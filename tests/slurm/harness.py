@@ -31,9 +31,12 @@ STAGE_TARGETS = ("reference", "mlip", "sampling", "profiles", "cdft", "analysis"
 # The reduced campaign: every stage real, each as small as it goes (few SLURM jobs: ~10 s latency each).
 # lj joins water so that sampling runs without waiting for the MLIP; sampling.device "auto" makes the
 # sampling jobs GPU jobs (gpu=1) that fall back to the CPU, so the SLURM test sees GPU requests.
+# A --configfile stands on the schema defaults alone, so every key whose default is production-sized
+# is set here (the demo's small values: its water box, learning rates, trust levels, network, analysis).
 REDUCED_CONFIG = {
     "systems": ["water", "lj"],
     "seed": 7,
+    "water": {"temperature_range": [300.0, 450.0]},
     "reference": {
         "method": {"xc": "PBE", "basis": "sto-3g", "density_fit": True, "conv_tol": 1.0e-8},
         "initial": {"cluster_sizes": [1, 2], "frames_per_size": 1},
@@ -44,9 +47,9 @@ REDUCED_CONFIG = {
         "ensemble_size": 2,
         "descriptor": {"rcut": 3.0, "rcut_smth": 0.5, "neuron": [4, 8], "axis_neuron": 4},
         "fitting_neuron": [8, 8],
-        "training": {"steps": 20, "decay_steps": 10, "mem_mb": 1000, "runtime": 10},
+        "training": {"steps": 20, "decay_steps": 10, "start_lr": 0.01, "stop_lr": 1.0e-4, "start_pref_e": 0.5, "start_pref_f": 50.0, "mem_mb": 1000, "runtime": 10},
         "explore": {"molecules": 8, "temperatures": 1, "densities": 1, "slab": False, "external_potentials": 1, "steps": 20, "frames": 2, "runtime": 10},
-        "select": {"max_candidates": 2},
+        "select": {"trust_lo": 0.5, "trust_hi": 8.0, "max_candidates": 2, "cluster_radius": 3.2, "max_cluster_molecules": 2},
     },
     "sampling": {
         "runs": 4,
@@ -59,6 +62,16 @@ REDUCED_CONFIG = {
         "mem_mb": 1000,
         "runtime": 10,
         "device": "auto",
+        "water": {"box": [10.2, 10.2, 16.0], "density_range": [0.003, 0.033], "timestep": 0.00025},
+    },
+    "cdft": {"channels": [16, 16], "max_epochs": 60, "runtime": 30},
+    "analysis": {
+        "isotherms": 12,
+        "binodal_points": 30,
+        "widom": {"isotherms": 4, "isobar_temperatures": 20},
+        "poles": {"densities": 12},
+        "fisher_widom": {"temperatures": 4},
+        "pores": {"widths": [6.0, 8.0, 12.0], "chemical_potentials": 5},
     },
 }
 

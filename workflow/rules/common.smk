@@ -1,10 +1,18 @@
 # Helpers shared by the stage rules: config validation, per-stage settings, target lists.
 # No science here: rules call the `liquidscale` CLI, which lives in src/liquidscale.
 import json
+import os
 import sys
 
+from snakemake.settings.types import DeploymentMethod
+
 from liquidscale.config import MOLECULAR_SYSTEMS, rule_settings, validate_config
+from liquidscale.deployment import job_environment
 from liquidscale.errors import UserError
+
+# Jobs find `liquidscale` without an activated .venv, and conda jobs run this checkout's src/ (deployment.py).
+_CONDA_JOBS = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
+os.environ.update(job_environment(os.environ, workflow.basedir, sys.executable, _CONDA_JOBS))
 
 try:
     _validated = validate_config(config, base_dir=".")

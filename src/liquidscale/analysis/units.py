@@ -15,7 +15,7 @@ from ..molecules import MOLECULES, get_molecule
 
 AVOGADRO = 6.02214076e23  # 1/mol
 ELECTRONVOLT = 1.602176634e-19  # J
-REFERENCE_DIR = Path(__file__).resolve().parents[3] / "data" / "reference"
+REFERENCE_DIR = Path(__file__).resolve().parents[1] / "data" / "reference"  # package data
 REFERENCE_FILES = {"water": "water_saturation_iapws.csv", "co2": "co2_saturation_span_wagner.csv"}
 
 
