@@ -202,9 +202,38 @@ def rule_settings(config: Mapping[str, Any], system: str, stage: str, action: st
     return _without_resources(settings)
 
 
+def merge_configs(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``: mappings merged key by key, anything else replaced (Snakemake's rule for --configfile)."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge_configs(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def effective_config(paths: list[str], base_dir: str | Path = ".") -> dict[str, Any]:
+    """The config ``snakemake --configfile PATHS...`` runs with: the files merged in order over the schema defaults, validated.
+
+    Nothing else is merged in: the demo's config/config.yaml is read only when no --configfile is given.
+    """
+    merged: dict[str, Any] = {}
+    for path in paths:
+        data = load_yaml(path)
+        if data is None:
+            continue
+        if not isinstance(data, Mapping):
+            raise UserError(f"{path}: a config file must be a mapping of keys to values, not a {type(data).__name__}")
+        merged = merge_configs(merged, data)
+    return validate_config(merged, base_dir=base_dir)
+
+
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("config", help="validate a config file and print it with defaults filled")
-    parser.add_argument("configfile", nargs="?", help="YAML config (e.g. config/config.yaml)")
+    parser = subparsers.add_parser(
+        "config", help="print the effective config of config files (merged in order over the schema defaults, validated)"
+    )
+    parser.add_argument("configfiles", nargs="*", metavar="FILE", help="YAML configs, later ones over earlier (as --configfile)")
     parser.add_argument("--docs", action="store_true", help="print the markdown reference of every key instead")
     parser.set_defaults(func=_run_check)
 
@@ -215,7 +244,7 @@ def _run_check(args) -> None:
     if args.docs:
         print(schema_markdown(), end="")
         return
-    if not args.configfile:
-        raise UserError("give a config file to check, or --docs")
-    config = validate_config(load_yaml(args.configfile), base_dir=".")
+    if not args.configfiles:
+        raise UserError("give one or more config files to check, or --docs")
+    config = effective_config(args.configfiles)
     print(yaml.safe_dump(config, sort_keys=False), end="")
