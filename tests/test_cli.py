@@ -187,3 +187,36 @@ def test_failed_workflow_job_log_holds_a_working_rerun_line(tmp_path):
     assert by_hand.returncode != 0
     failure = [line for line in log.splitlines() if not line.startswith("rerun by hand")][-1]
     assert by_hand.stderr.splitlines()[-1] == failure, by_hand.stderr
+
+
+# ---- project metadata ---------------------------------------------------------------------------
+CFF_REQUIRED = ("cff-version", "message", "title", "authors")
+CFF_REFERENCE_REQUIRED = ("type", "title", "authors")
+CFF_INTEGER_FIELDS = ("volume", "start", "end", "year")
+
+
+def test_citation_file_is_cff_1_2_0():
+    """CITATION.cff parses and has what the CFF 1.2.0 schema requires of the file and of every reference."""
+    import yaml
+
+    citation = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    assert citation["cff-version"] == "1.2.0"
+    assert all(citation.get(key) for key in CFF_REQUIRED), [key for key in CFF_REQUIRED if not citation.get(key)]
+    assert citation["version"] == __version__ and citation["license"] == "MIT"
+    for reference in citation["references"]:
+        assert all(reference.get(key) for key in CFF_REFERENCE_REQUIRED), reference
+        assert all(isinstance(reference[key], int) for key in CFF_INTEGER_FIELDS if key in reference), reference["title"]
+        assert "doi" not in reference or reference["doi"].startswith("10."), reference["doi"]
+        for author in reference["authors"]:
+            assert author.get("family-names") or author.get("name"), author
+    titles = " ".join(r["title"] for r in citation["references"])
+    for method in ("ab initio multiscale", "Neural functional theory", "chemical potential", "DeePMD-kit", "DP-GEN", "PySCF", "FeOs", "Snakemake"):
+        assert method in titles, method
+
+
+def test_license_matches_pyproject():
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["license"]["text"] == "MIT"
+    assert (REPO / "LICENSE").read_text().startswith("MIT License")
