@@ -129,8 +129,8 @@ def rerun_command(args: argparse.Namespace, argv: list[str]) -> str | None:
     got (``snakemake --config`` overrides live in no file), it passes the job's settings JSON instead.
     """
     configfiles = workflow_configfiles()
-    if not configfiles or getattr(args, "settings", None) is None or getattr(args, "configfile", "absent") is not None:
-        return None
+    if not configfiles or not hasattr(args, "settings") or args.configfile is not None:
+        return None  # not a workflow job, not a stage action, or already run from the config files
     from .config import effective_config
 
     stage, action, rest = argv[0], argv[1], _without_settings(argv[2:])
