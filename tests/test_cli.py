@@ -220,3 +220,31 @@ def test_license_matches_pyproject():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert project["license"]["text"] == "MIT"
     assert (REPO / "LICENSE").read_text().startswith("MIT License")
+
+
+# ---- values snakemake --config hands over as strings -----------------------------------------------
+def test_config_strings_take_the_schemas_types():
+    """`snakemake --config 'cdft={"max_epochs": 500}'` gives '500': every nested scalar arrives as a string."""
+    from liquidscale.config import validate_config
+
+    overrides = {
+        "systems": ["lj"],
+        "seed": "7",
+        "cdft": {"max_epochs": "500", "learning_rate": "1e-3", "mirror": "false"},
+        "reference": {"use_gpu": "True"},
+        "mlip": {"descriptor": {"sel": ["10", "20"]}, "training": {"batch_size": "auto"}},
+        "analysis": {"density_max": {"lj": "null"}},
+    }
+    config = validate_config(overrides, base_dir=REPO)
+    assert config["seed"] == 7 and config["cdft"]["max_epochs"] == 500 and config["cdft"]["learning_rate"] == 1e-3
+    assert config["cdft"]["mirror"] is False and config["reference"]["use_gpu"] is True
+    assert config["mlip"]["descriptor"]["sel"] == [10, 20] and config["mlip"]["training"]["batch_size"] == "auto"
+    assert config["analysis"]["density_max"]["lj"] is None
+
+
+def test_config_string_that_is_no_number_names_its_key():
+    from liquidscale.config import validate_config
+    from liquidscale.errors import UserError
+
+    with pytest.raises(UserError, match=r"config key 'cdft.max_epochs': '5OO' is not of type 'integer'"):
+        validate_config({"systems": ["lj"], "cdft": {"max_epochs": "5OO"}}, base_dir=REPO)
