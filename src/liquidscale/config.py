@@ -92,7 +92,7 @@ def validate_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> di
     import jsonschema
 
     schema = load_schema()
-    config = fill_defaults(dict(config or {}), schema)
+    config = fill_defaults(coerce_strings(dict(config or {}), schema), schema)
     validator = jsonschema.Draft7Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
@@ -107,6 +107,70 @@ def validate_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> di
         raise UserError(f"config key '{_key_path(key)}': {message}{hint}")
     _check_semantics(config, Path(base_dir))
     return config
+
+
+# ---- values written as strings (snakemake --config) ------------------------------------------------
+# `snakemake --config 'cdft={"max_epochs": 500}'` reads the value with YAML's BaseLoader, which keeps every
+# nested scalar a string ('500', 'true', 'null'). Such strings take the type the schema asks for before
+# validation; one that is no such value fails naming its key (in jsonschema's words).
+def _parse_null(text: str) -> None:
+    if text not in ("null", "Null", "NULL", "~"):
+        raise ValueError(text)
+
+
+def _parse_boolean(text: str) -> bool:
+    if text.lower() not in ("true", "false"):
+        raise ValueError(text)
+    return text.lower() == "true"
+
+
+def _parse_number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+# schema type -> parser of its string form (raises ValueError when the string is not one)
+_STRING_PARSERS = {"null": _parse_null, "boolean": _parse_boolean, "integer": int, "number": _parse_number}
+
+
+def _alternatives(schema: Mapping[str, Any], root: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The node itself and its oneOf/anyOf branches, resolved."""
+    return [schema] + [_resolve(branch, root) for branch in schema.get("oneOf", []) + schema.get("anyOf", [])]
+
+
+def _types(node: Mapping[str, Any]) -> list[str]:
+    kind = node.get("type", [])
+    return [kind] if isinstance(kind, str) else list(kind)
+
+
+def coerce_strings(instance: Any, schema: Mapping[str, Any], root: Mapping[str, Any] | None = None, path: tuple = ()) -> Any:
+    """``instance`` with every string that stands for a schema integer, number, boolean or null converted to it."""
+    root = schema if root is None else root
+    nodes = _alternatives(_resolve(schema, root), root)
+    if isinstance(instance, dict):
+        node = next((n for n in nodes if "properties" in n), {})
+        return {key: coerce_strings(value, node["properties"][key], root, (*path, key)) if key in node.get("properties", {}) else value
+                for key, value in instance.items()}
+    if isinstance(instance, list):
+        node = next((n for n in nodes if isinstance(n.get("items"), Mapping)), None)
+        return instance if node is None else [coerce_strings(item, node["items"], root, (*path, k)) for k, item in enumerate(instance)]
+    if not isinstance(instance, str):
+        return instance
+    wanted = [kind for node in nodes for kind in _types(node)]
+    strings = [node for node in nodes if "string" in _types(node)]
+    if any(instance in node.get("enum", [instance]) for node in strings):
+        return instance  # a string the schema accepts as it is
+    parsers = [kind for kind in _STRING_PARSERS if kind in wanted]
+    for kind in parsers:
+        try:
+            return _STRING_PARSERS[kind](instance)
+        except ValueError:
+            continue
+    if parsers and not strings:
+        raise UserError(f"config key '{_key_path(path)}': {instance!r} is not of type {', '.join(map(repr, parsers))}")
+    return instance
 
 
 def _check_semantics(config: Mapping[str, Any], base_dir: Path) -> None:

@@ -25,7 +25,7 @@ rule analysis_system:
         profiles_figure=report("results/{system}/analysis/profiles.png", caption="../report/profiles.rst", category="{system}"),
         svg=expand("results/{{system}}/analysis/{name}.svg", name=ANALYSIS_FIGURES),
     params:
-        settings=settings_of("analysis"),
+        settings=settings_of("analysis", "run"),
         out="results/{system}/analysis",
     log:
         "logs/{system}/analysis/run.log",
@@ -52,7 +52,7 @@ rule analysis_reference_comparison:
         figure=report("results/{system}/analysis/reference.png", caption="../report/reference.rst", category="{system}"),
         svg="results/{system}/analysis/reference.svg",
     params:
-        settings=settings_of("analysis"),
+        settings=settings_of("analysis", "pets-reference"),
     log:
         "logs/{system}/analysis/reference.log",
     wildcard_constraints:

@@ -8,7 +8,7 @@ rule cdft_reference_fluid_profiles:
     output:
         "results/{system}/profiles.nc",
     params:
-        settings=settings_of("profiles"),
+        settings=settings_of("cdft", "fluid-data"),
     log:
         "logs/{system}/profiles.log",
     benchmark:
@@ -35,7 +35,7 @@ rule cdft_train:
         curve="results/{system}/cdft/training.csv",
         figure="results/{system}/cdft/training.png",
     params:
-        settings=settings_of("cdft"),
+        settings=settings_of("cdft", "train"),
     log:
         "logs/{system}/cdft/train.log",
     benchmark:

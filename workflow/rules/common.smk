@@ -6,7 +6,8 @@ import sys
 
 from snakemake.settings.types import DeploymentMethod
 
-from liquidscale.config import MOLECULAR_SYSTEMS, rule_settings, validate_config
+from liquidscale.cli import WORKFLOW_CONFIGFILES_ENV, command_settings
+from liquidscale.config import MOLECULAR_SYSTEMS, validate_config
 from liquidscale.deployment import job_environment
 from liquidscale.errors import UserError
 
@@ -31,16 +32,19 @@ wildcard_constraints:
     shard=r"\d{2}",
 
 
-def settings_json(system, stage, action=None):
-    """The JSON the `liquidscale` CLI receives as --settings; also the rule's params, so a change reruns the job."""
-    return json.dumps(rule_settings(config, system, stage, action), sort_keys=True)
+# A failed job's log names these files in the command that reruns it by hand (liquidscale.cli.rerun_command).
+os.environ[WORKFLOW_CONFIGFILES_ENV] = json.dumps([str(p) for p in workflow.overwrite_configfiles or workflow.configfiles])
 
 
-def settings_of(stage, action=None):
-    """An input function giving `settings_json(wildcards.system, stage, action)` (rules may not use lambdas)."""
+def settings_of(stage, action):
+    """Input function: the --settings JSON of `liquidscale <stage> <action>` for the job's system.
+
+    It is also the rule's params, so a change reruns the job; by hand the same command builds the same
+    settings from `--configfile ... --system ...` (liquidscale.cli.command_settings).
+    """
 
     def settings(wildcards):
-        return settings_json(wildcards.system, stage, action)
+        return json.dumps(command_settings(config, wildcards.system, stage, action), sort_keys=True)
 
     return settings
 

@@ -7,7 +7,7 @@ rule sampling_statepoints:
     output:
         "results/{system}/sampling/statepoints.csv",
     params:
-        settings=settings_of("sampling"),
+        settings=settings_of("sampling", "statepoints"),
     log:
         "logs/{system}/sampling/statepoints.log",
     conda:
@@ -26,7 +26,7 @@ rule sampling_batch:
     output:
         "results/{system}/sampling/batch{batch}.nc",
     params:
-        settings=settings_of("sampling"),
+        settings=settings_of("sampling", "batch"),
         model=sampling_model_arg,
     log:
         "logs/{system}/sampling/batch{batch}.log",
@@ -54,7 +54,7 @@ rule profiles_aggregate:
     output:
         "results/{system}/profiles.nc",
     params:
-        settings=settings_of("profiles"),
+        settings=settings_of("sampling", "aggregate"),
     log:
         "logs/{system}/profiles.log",
     benchmark:

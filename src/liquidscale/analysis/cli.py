@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..cli import settings_json
+from ..cli import add_settings_arguments
 from ..errors import UserError
 
 
@@ -16,14 +16,14 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("analysis", help="phase behaviour from a trained functional")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     run = actions.add_parser("run", help="EOS, binodal, critical point, Widom/Fisher-Widom lines, interface, pores, figures")
-    run.add_argument("--settings", required=True, type=settings_json, help="JSON from stage_settings(config, system, 'analysis')")
+    add_settings_arguments(run)
     run.add_argument("--model", required=True, help="folder of the trained functional (model.json + model.safetensors)")
     run.add_argument("--profiles", help="profile dataset (profiles.nc) whose test runs are drawn simulated vs functional")
     run.add_argument("--out", required=True, help="output folder, e.g. results/water/analysis")
     run.add_argument("--threads", type=int, default=1, help="torch threads")
     run.set_defaults(func=_run)
     ref = actions.add_parser("pets-reference", help="the pets analysis beside FeOs's own PeTS answers -> reference.csv, reference.png/.svg")
-    ref.add_argument("--settings", required=True, type=settings_json, help="JSON from stage_settings(config, 'pets', 'analysis')")
+    add_settings_arguments(ref)
     ref.add_argument("--analysis", required=True, help="folder of the pets analysis (binodal.csv, critical_point.csv, interface.csv, pores.csv, widom.csv)")
     ref.add_argument("--out", required=True, help="output folder for reference.csv and the figure")
     ref.set_defaults(func=_pets_reference)

@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..cli import settings_json
+from ..cli import add_settings_arguments
 from ..errors import UserError
 
 
@@ -28,7 +28,7 @@ def register(subparsers) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--settings", required=True, type=settings_json, help="JSON of stage_settings(config, system, stage): stage 'profiles' for fluid-data, 'cdft' for train")
+    add_settings_arguments(parser)
     parser.add_argument("--out", required=True, type=Path, help="output file (fluid-data) or folder (train)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
 

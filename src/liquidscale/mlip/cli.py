@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli import settings_json
+from ..cli import add_settings_arguments
 
 
 def register(subparsers) -> None:
@@ -21,7 +21,7 @@ def register(subparsers) -> None:
 
     def action(name: str, help_text: str, func) -> argparse.ArgumentParser:
         sub = actions.add_parser(name, help=help_text)
-        sub.add_argument("--settings", required=True, type=settings_json, help="JSON from stage_settings(config, system, 'mlip')")
+        add_settings_arguments(sub)
         sub.add_argument("--iteration", type=int, default=0, help="concurrent-learning iteration")
         sub.add_argument("--out", required=True, help="output file or folder")
         sub.set_defaults(func=func)

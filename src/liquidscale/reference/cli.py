@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..cli import settings_json
+from ..cli import add_settings_arguments
 from ..errors import UserError
 
 
@@ -16,15 +16,14 @@ from ..errors import UserError
 def register(subparsers) -> None:
     parser = subparsers.add_parser("reference", help="PySCF reference labels (energies, forces) of molecular clusters")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    help_settings = "JSON of liquidscale.reference.action_settings(config, system, ACTION)"
 
     conf = actions.add_parser("configurations", help="write iteration 0's clusters (and extra configurations) as extxyz")
-    conf.add_argument("--settings", required=True, type=settings_json, help=help_settings)
+    add_settings_arguments(conf)
     conf.add_argument("--out", required=True, help="results/{system}/reference/iter000/configurations.extxyz")
     conf.set_defaults(func=_configurations)
 
     label = actions.add_parser("label", help="label one shard of the configurations with PySCF")
-    label.add_argument("--settings", required=True, type=settings_json, help=help_settings)
+    add_settings_arguments(label)
     label.add_argument("--configurations", required=True, help="extxyz of the iteration's configurations")
     label.add_argument("--shard", required=True, type=int, help="shard index k (0 <= k < reference.shards); frames are split so shard costs balance")
     label.add_argument("--threads", type=int, default=1, help="PySCF (OpenMP) threads")
@@ -32,7 +31,7 @@ def register(subparsers) -> None:
     label.set_defaults(func=_label)
 
     collect = actions.add_parser("collect", help="merge the shards into deepmd/npy data, extxyz, CSVs and provenance")
-    collect.add_argument("--settings", required=True, type=settings_json, help=help_settings)
+    add_settings_arguments(collect)
     collect.add_argument("--configurations", required=True, help="extxyz of the iteration's configurations")
     collect.add_argument("--out", required=True, help="iteration folder (results/{system}/reference/iter{i})")
     collect.add_argument("shards", nargs="+", help="shard folders")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import settings_json
+from ..cli import add_settings_arguments
 from ..errors import UserError
 
 
@@ -17,12 +17,12 @@ def register(subparsers) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     table = actions.add_parser("statepoints", help="write the state-point table (one row per run) as CSV")
-    table.add_argument("--settings", required=True, type=settings_json, help="JSON of stage_settings(config, system, 'sampling')")
+    add_settings_arguments(table)
     table.add_argument("--out", required=True, help="CSV path (results/{system}/sampling/statepoints.csv)")
     table.set_defaults(func=_statepoints)
 
     batch = actions.add_parser("batch", help="run one job of B replicas and write its netCDF")
-    batch.add_argument("--settings", required=True, type=settings_json, help="JSON of stage_settings(config, system, 'sampling')")
+    add_settings_arguments(batch)
     batch.add_argument("--statepoints", required=True, help="the state-point CSV")
     batch.add_argument("--batch", required=True, type=int, help="batch index")
     batch.add_argument("--model", default=None, help="frozen DeePMD model (water, co2)")
@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     batch.set_defaults(func=_batch)
 
     agg = actions.add_parser("aggregate", help="stream batch files into one profile dataset")
-    agg.add_argument("--settings", required=True, type=settings_json, help="JSON of stage_settings(config, system, 'profiles')")
+    add_settings_arguments(agg)
     agg.add_argument("--out", required=True, help="profiles.nc path")
     agg.add_argument("batches", nargs="+", help="batch netCDF files in run order")
     agg.set_defaults(func=_aggregate)
