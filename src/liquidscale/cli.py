@@ -13,6 +13,7 @@ import sys
 
 from . import __version__
 from .errors import UserError
+from .logs import setup_logging
 
 # stage name -> module that provides ``register(subparsers)``; each registered parser sets ``func``.
 STAGES = {
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    setup_logging()
     try:
         args.func(args)
     except UserError as exc:

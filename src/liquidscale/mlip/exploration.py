@@ -138,7 +138,7 @@ def run_exploration(potential, molecule: Molecule, replicas: Sequence[Replica], 
     engine.minimise(minimise_steps, max_displacement=0.01)  # removes the grid's closest contacts only
     trajectory = Trajectory([], [], [], [])
     every = max(1, explore["steps"] // explore["frames"])
-    engine.run(explore["steps"], callback=trajectory.record, every=every)
+    engine.run(explore["steps"], callback=trajectory.record, every=every, phase="exploration")
     return symbols, trajectory, dict(engine.failures)
 
 
