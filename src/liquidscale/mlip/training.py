@@ -106,14 +106,22 @@ def dp_command() -> list[str]:
 
 
 def run_dp(args: Sequence[str], workdir: Path, log: Path, threads: int) -> None:
-    """Run one ``dp --pt`` command in ``workdir`` with its output appended to ``log``; fail loudly."""
+    """Run one ``dp --pt`` command in ``workdir``; its output goes, line by line as it comes, to this job's
+    stderr (the rule's log, which outlives a failed job's temporary folder) and is appended to ``log``."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), DP_INTRA_OP_PARALLELISM_THREADS=str(threads), DP_INTER_OP_PARALLELISM_THREADS="1")
+    last = ""
     with open(log, "a") as handle:
-        handle.write(f"$ dp --pt {' '.join(args)}\n")
-        handle.flush()
-        result = subprocess.run([*dp_command(), *args], cwd=workdir, stdout=handle, stderr=subprocess.STDOUT, env=env)
-    if result.returncode != 0:
-        raise RuntimeError(f"dp --pt {args[0]} failed with status {result.returncode}; see {log}")
+        command = f"$ dp --pt {' '.join(args)}\n"
+        handle.write(command)
+        sys.stderr.write(command)
+        with subprocess.Popen([*dp_command(), *args], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True, errors="replace") as process:
+            for line in process.stdout:
+                handle.write(line)
+                sys.stderr.write(line)
+                sys.stderr.flush()
+                last = line.strip() or last
+    if process.returncode != 0:
+        raise UserError(f"dp --pt {args[0]} failed with status {process.returncode} (last line: {last[-300:]!r}); DeePMD's full output is in this job's log")
 
 
 def train_and_freeze(input_json: Path, workdir: Path, threads: int) -> Path:
