@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .. import dataset as names
-from ..errors import UserError
+from ..errors import UserError, damaged_input
 from ..io import atomic_path, canonical_hash, provenance
 from .batch import POTENTIAL, RHO_FORCE, RHO_FORCE_STDERR, T_KINETIC
 
@@ -31,26 +31,17 @@ PER_RUN_EXTRAS = (T_KINETIC, POTENTIAL, "batch")
 GLOBAL_ATTRS = ("system", "site", "dimension", "length_unit", "energy_unit", "k_B", "chemical_potential_convention")
 
 
+# what a damaged netCDF file raises: OSError (HDF header), RuntimeError (HDF data), ValueError/KeyError (contents)
+UNREADABLE = (OSError, RuntimeError, ValueError, KeyError)
+
+
 def _open(path: Path):
     import xarray as xr
 
     try:
         return xr.load_dataset(path)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: not a readable sampling batch file ({exc}); rerun its sampling job") from None
-
-
-def _run_counts(paths: Sequence[Path]) -> list[int]:
-    import netCDF4
-
-    counts = []
-    for path in paths:
-        try:
-            with netCDF4.Dataset(path) as nc:
-                counts.append(len(nc.dimensions[names.RUN]))
-        except (OSError, KeyError) as exc:
-            raise UserError(f"{path}: not a readable sampling batch file ({exc}); rerun its sampling job") from None
-    return counts
+    except UNREADABLE as exc:
+        raise damaged_input(path, "sampling batch file", "sampling_batch", exc) from None
 
 
 def _run_ids(paths: Sequence[Path]) -> np.ndarray:
@@ -58,8 +49,11 @@ def _run_ids(paths: Sequence[Path]) -> np.ndarray:
 
     ids = []
     for path in paths:
-        with netCDF4.Dataset(path) as nc:
-            ids.append(np.asarray(nc.variables[names.RUN][:]))
+        try:
+            with netCDF4.Dataset(path) as nc:
+                ids.append(np.asarray(nc.variables[names.RUN][:]))
+        except UNREADABLE as exc:
+            raise damaged_input(path, "sampling batch file", "sampling_batch", exc) from None
     return np.concatenate(ids)
 
 
