@@ -1,0 +1,173 @@
+"""A damaged intermediate file stops the stage that reads it with one line: which file, and which rule remakes it.
+
+Each test truncates a real file of the kind the upstream rule writes and runs the reading stage's CLI
+as a subprocess (as the rules do): exit status 2, one error line naming the file and the rule, no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from liquidscale.cli import main
+from liquidscale.config import rule_settings, validate_config
+
+torch = pytest.importorskip("torch")
+
+ENV = dict(os.environ, OMP_NUM_THREADS="1")
+
+
+def liquidscale(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "liquidscale", *map(str, args)], capture_output=True, text=True, env=ENV, timeout=300)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, path: Path, rule: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    error = [line for line in result.stderr.splitlines() if ": error: " in line]
+    assert len(error) == 1, result.stderr
+    assert f"{path}: damaged " in error[0] and f"rule '{rule}'" in error[0], error[0]
+
+
+def truncate(source: Path, target: Path, fraction: float) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    data = source.read_bytes()
+    target.write_bytes(data[: int(len(data) * fraction)])
+    return target
+
+
+@pytest.fixture(scope="module")
+def lj_batch(tmp_path_factory):
+    """One real sampling batch file of the LJ fluid and the profile settings that aggregate it."""
+    root = tmp_path_factory.mktemp("batch")
+    sampling = {"runs": 2, "replicas_per_job": 2, "minimisation_steps": 10, "equilibration_steps": 20, "production_steps": 40, "sample_every": 5, "check_every": 20, "threads": 1, "device": "cpu",
+                "lj": {"box": [5.2, 5.2, 10.0], "density_range": [0.3, 0.5]}}
+    config = validate_config({"systems": ["lj"], "sampling": sampling})
+    settings = json.dumps(rule_settings(config, "lj", "sampling"))
+    assert main(["sampling", "statepoints", "--settings", settings, "--out", str(root / "statepoints.csv")]) == 0
+    assert main(["sampling", "batch", "--settings", settings, "--statepoints", str(root / "statepoints.csv"), "--batch", "0", "--out", str(root / "batch0000.nc")]) == 0
+    return root / "batch0000.nc", json.dumps(rule_settings(config, "lj", "profiles"))
+
+
+@pytest.mark.parametrize("fraction", [0.005, 0.5, 0.98])
+def test_truncated_batch_file_stops_aggregation(lj_batch, tmp_path, fraction):
+    batch, settings = lj_batch
+    damaged = truncate(batch, tmp_path / "batch0001.nc", fraction)
+    for order in ([batch, damaged], [damaged, batch]):
+        result = liquidscale("sampling", "aggregate", "--settings", settings, "--out", tmp_path / "profiles.nc", *order)
+        assert_one_line_error(result, damaged, "sampling_batch")
+        assert not (tmp_path / "profiles.nc").exists()
+
+
+@pytest.fixture(scope="module")
+def torchscript_archive(tmp_path_factory):
+    """A TorchScript archive as ``dp --pt freeze`` writes (zip container), from a traced module."""
+    path = tmp_path_factory.mktemp("jit") / "module.pth"
+    torch.jit.save(torch.jit.trace(torch.nn.Linear(3, 1).double(), torch.zeros(1, 3, dtype=torch.float64)), str(path))
+    return path
+
+
+def test_truncated_frozen_model_stops_the_sampling_batch(torchscript_archive, tmp_path):
+    config = validate_config({"systems": ["water"], "sampling": {"runs": 1, "replicas_per_job": 1, "device": "cpu", "water": {"density_range": [0.005, 0.005]}}})
+    settings = json.dumps(rule_settings(config, "water", "sampling"))
+    table = tmp_path / "statepoints.csv"
+    assert liquidscale("sampling", "statepoints", "--settings", settings, "--out", table).returncode == 0
+    model = truncate(torchscript_archive, tmp_path / "results/water/mlip/final/model0.pth", 0.6)
+    result = liquidscale("sampling", "batch", "--settings", settings, "--statepoints", table, "--batch", 0, "--model", model, "--out", tmp_path / "batch0000.nc")
+    assert_one_line_error(result, model, "mlip_final")
+    assert not (tmp_path / "batch0000.nc").exists()
+
+
+def test_a_foreign_or_truncated_member_model_names_mlip_train(torchscript_archive, tmp_path):
+    """Exploration and the ensemble load members from mlip/iter{i}/model{m}/model.pth, which mlip_train writes."""
+    from liquidscale.errors import UserError
+    from liquidscale.mlip.deepmd_potential import DeepMDPotential
+
+    foreign = tmp_path / "iter000/model0/model.pth"
+    foreign.parent.mkdir(parents=True)
+    shutil.copy(torchscript_archive, foreign)  # readable TorchScript, but not a DeePMD model
+    truncated = truncate(torchscript_archive, tmp_path / "iter000/model1/model.pth", 0.3)
+    for path in (foreign, truncated):
+        with pytest.raises(UserError) as info:
+            DeepMDPotential(path, ["O", "H", "H"])
+        assert str(info.value).startswith(f"{path}: damaged frozen DeePMD model") and "rule 'mlip_train'" in str(info.value)
+        assert "\n" not in str(info.value)
+
+
+def write_water_frames(folder: Path, frames: int = 6) -> None:
+    """A dpdata deepmd/npy folder of slightly distorted water monomers (labels are arbitrary numbers: only the files matter here)."""
+    import dpdata
+
+    from liquidscale.molecules import WATER
+
+    rng = np.random.default_rng(0)
+    dpdata.LabeledSystem(
+        data={
+            "atom_names": list(WATER.type_map),
+            "atom_numbs": [WATER.symbols.count(el) for el in WATER.type_map],
+            "atom_types": np.array([WATER.type_map.index(s) for s in WATER.symbols]),
+            "orig": np.zeros(3),
+            "cells": np.zeros((frames, 3, 3)),
+            "coords": WATER.geometry()[None] + 0.05 * rng.normal(size=(frames, 3, 3)),
+            "energies": rng.normal(size=frames),
+            "forces": rng.normal(size=(frames, 3, 3)),
+            "nopbc": True,
+        }
+    ).to_deepmd_npy(str(folder))
+
+
+MLIP_CONFIG = {"systems": ["water"], "mlip": {"descriptor": {"rcut": 4.0, "rcut_smth": 0.5, "neuron": [4, 8], "axis_neuron": 2}, "fitting_neuron": [8], "training": {"steps": 10, "decay_steps": 5}}}
+
+
+@pytest.mark.parametrize("damage", ["truncate set.000/coord.npy", "truncate set.000/energy.npy", "remove set.000/force.npy"])
+def test_damaged_reference_data_stops_mlip_data(tmp_path, damage):
+    folder = tmp_path / "reference/iter000/data/O1H2"
+    write_water_frames(folder)
+    action, name = damage.split()
+    if action == "truncate":
+        truncate(folder / name, folder / name, 0.5)
+    else:
+        (folder / name).unlink()
+    settings = json.dumps(rule_settings(validate_config(MLIP_CONFIG), "water", "mlip", "data"))
+    result = liquidscale("mlip", "data", "--settings", settings, "--reference", tmp_path / "reference/iter000/data", "--out", tmp_path / "mlip/iter000/data")
+    assert_one_line_error(result, folder, "reference_collect")
+
+
+def test_damaged_training_data_stops_mlip_train_before_deepmd(tmp_path):
+    write_water_frames(tmp_path / "reference/iter000/data/O1H2", frames=12)
+    config = validate_config(MLIP_CONFIG)
+    data = tmp_path / "mlip/iter000/data"
+    assert main(["mlip", "data", "--settings", json.dumps(rule_settings(config, "water", "mlip", "data")), "--reference", str(tmp_path / "reference/iter000/data"), "--out", str(data)]) == 0
+    (train,) = [p.parent for p in (data / "train").rglob("type.raw")]
+    truncate(train / "set.000/coord.npy", train / "set.000/coord.npy", 0.5)
+    result = liquidscale("mlip", "train", "--settings", json.dumps(rule_settings(config, "water", "mlip", "train")), "--member", 0, "--data", data, "--out", tmp_path / "mlip/iter000/model0")
+    assert_one_line_error(result, train, "mlip_data")
+    assert "$ dp --pt" not in result.stderr  # stopped before DeePMD started
+
+
+@pytest.fixture(scope="module")
+def saved_functional(tmp_path_factory):
+    """A saved neural c1 functional (untrained weights: loading is what is tested)."""
+    from liquidscale.cdft.model import NeuralC1, save_model
+
+    folder = tmp_path_factory.mktemp("cdft")
+    save_model(NeuralC1(0.1, 1.0, [4, 4], 0.5, [1.0, 1.0]), {"system": "hard_rods"}, folder)
+    return folder
+
+
+@pytest.mark.parametrize("name,what,fraction", [("model.json", "model metadata", 0.6), ("model.safetensors", "model weights", 0.02), ("model.safetensors", "model weights", 0.6)])
+def test_truncated_functional_stops_the_analysis(saved_functional, tmp_path, name, what, fraction):
+    model = tmp_path / "cdft"
+    shutil.copytree(saved_functional, model)
+    truncate(model / name, model / name, fraction)
+    settings = json.dumps(rule_settings(validate_config({"systems": ["hard_rods"]}), "hard_rods", "analysis"))
+    result = liquidscale("analysis", "run", "--settings", settings, "--model", model, "--out", tmp_path / "analysis")
+    assert_one_line_error(result, model / name, "cdft_train")
+    assert f"damaged {what}" in result.stderr
