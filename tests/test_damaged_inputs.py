@@ -28,12 +28,15 @@ def liquidscale(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "liquidscale", *map(str, args)], capture_output=True, text=True, env=ENV, timeout=300)
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess, path: Path, rule: str) -> None:
+def assert_one_line_error(result: subprocess.CompletedProcess, path: Path, rule: str, output: Path | None = None) -> None:
+    """Exit 2, no traceback, one error line naming the damaged ``path``, what to delete (the rule's ``output``
+    holding it, or the file itself) and the rule that remakes it."""
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     error = [line for line in result.stderr.splitlines() if ": error: " in line]
     assert len(error) == 1, result.stderr
     assert f"{path}: damaged " in error[0] and f"rule '{rule}'" in error[0], error[0]
+    assert f"delete {'it' if output is None else output} and rerun snakemake" in error[0], error[0]
 
 
 def truncate(source: Path, target: Path, fraction: float) -> Path:
@@ -98,6 +101,7 @@ def test_a_foreign_or_truncated_member_model_names_mlip_train(torchscript_archiv
         with pytest.raises(UserError) as info:
             DeepMDPotential(path, ["O", "H", "H"])
         assert str(info.value).startswith(f"{path}: damaged frozen DeePMD model") and "rule 'mlip_train'" in str(info.value)
+        assert f"delete {path.parent} and rerun" in str(info.value)  # the rule's output is the member folder
         assert "\n" not in str(info.value)
 
 
@@ -137,7 +141,7 @@ def test_damaged_reference_data_stops_mlip_data(tmp_path, damage):
         (folder / name).unlink()
     settings = json.dumps(rule_settings(validate_config(MLIP_CONFIG), "water", "mlip", "data"))
     result = liquidscale("mlip", "data", "--settings", settings, "--reference", tmp_path / "reference/iter000/data", "--out", tmp_path / "mlip/iter000/data")
-    assert_one_line_error(result, folder, "reference_collect")
+    assert_one_line_error(result, folder, "reference_collect", tmp_path / "reference/iter000/data")
 
 
 def test_damaged_training_data_stops_mlip_train_before_deepmd(tmp_path):
@@ -148,7 +152,7 @@ def test_damaged_training_data_stops_mlip_train_before_deepmd(tmp_path):
     (train,) = [p.parent for p in (data / "train").rglob("type.raw")]
     truncate(train / "set.000/coord.npy", train / "set.000/coord.npy", 0.5)
     result = liquidscale("mlip", "train", "--settings", json.dumps(rule_settings(config, "water", "mlip", "train")), "--member", 0, "--data", data, "--out", tmp_path / "mlip/iter000/model0")
-    assert_one_line_error(result, train, "mlip_data")
+    assert_one_line_error(result, train, "mlip_data", data)
     assert "$ dp --pt" not in result.stderr  # stopped before DeePMD started
 
 

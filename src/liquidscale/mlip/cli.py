@@ -99,7 +99,7 @@ def _train(args) -> None:
                 shutil.copy2(previous / name, tmp / name)
             reused_from = str(previous)
         else:
-            data.check_folders(Path(args.data) / "train", summary["type_map"], "mlip_data")
+            data.check_folders(Path(args.data) / "train", summary["type_map"], "mlip_data", args.data)
             train_dirs = [str(p.resolve()) for p in data.system_folders([Path(args.data) / "train"])]
             sel = training.resolve_sel(mlip["descriptor"]["type"], mlip["descriptor"]["sel"], summary["sel_auto"], len(summary["type_map"]))
             write_json(tmp / "input.json", training.training_input(mlip, summary["type_map"], sel, train_dirs, seed))
@@ -131,7 +131,7 @@ def _test(args) -> None:
     threads = settings["mlip"]["training"]["threads"]
     test_dir = Path(args.data) / "test"
     summary = read_json(Path(args.data) / "summary.json")
-    data.check_folders(test_dir, summary["type_map"], "mlip_data")
+    data.check_folders(test_dir, summary["type_map"], "mlip_data", args.data)
     members = []
     for folder in map(Path, args.models):
         with tempfile.TemporaryDirectory() as workdir:

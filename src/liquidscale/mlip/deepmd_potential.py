@@ -39,7 +39,9 @@ class DeepMDPotential:
             self.type_map: list[str] = list(self.model.get_type_map())
             self.cutoff: float = float(self.model.get_rcut())
         except (RuntimeError, ValueError, AttributeError) as exc:  # truncated archive, or not a frozen DeePMD model
-            raise damaged_input(path, "frozen DeePMD model", "mlip_final" if path.parent.name == "final" else "mlip_train", exc) from None
+            # mlip_final writes final/model{m}.pth; mlip_train the folder iter{i}/model{m} that holds model.pth
+            final = path.parent.name == "final"
+            raise damaged_input(path, "frozen DeePMD model", "mlip_final" if final else "mlip_train", exc, None if final else path.parent) from None
         unknown = sorted(set(symbols) - set(self.type_map))
         if unknown:
             raise UserError(f"{path}: elements {unknown} are not in the model's type map {self.type_map}")
