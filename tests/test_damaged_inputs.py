@@ -175,3 +175,44 @@ def test_truncated_functional_stops_the_analysis(saved_functional, tmp_path, nam
     result = liquidscale("analysis", "run", "--settings", settings, "--model", model, "--out", tmp_path / "analysis")
     assert_one_line_error(result, model / name, "cdft_train")
     assert f"damaged {what}" in result.stderr
+
+
+def test_truncated_learning_curve_names_the_member_folder(tmp_path):
+    """``lcurve.out`` as DeePMD writes it; cut inside its header or inside a data row."""
+    from liquidscale.errors import UserError
+    from liquidscale.mlip.training import read_lcurve
+
+    rows = "".join(f"{step:7d}      3.29e+01      2.91e-01      1.04e+00    1.0e-03\n" for step in range(1, 11))
+    text = "# step       rmse_trn    rmse_e_trn    rmse_f_trn   lr      \n# If there is no available reference data, rmse_*_{val,trn} will print nan\n" + rows
+    member = tmp_path / "iter000/model0"
+    member.mkdir(parents=True)
+    (member / "lcurve.out").write_text(text)
+    assert list(read_lcurve(member / "lcurve.out")["step"]) == list(range(1, 11))
+    for cut, reason in ((20, "no data rows"), (text.index("2.91e-01", 200), "number of columns changed")):
+        (member / "lcurve.out").write_text(text[:cut])
+        with pytest.raises(UserError) as info:
+            read_lcurve(member / "lcurve.out")
+        message = str(info.value)
+        assert message.startswith(f"{member / 'lcurve.out'}: damaged DeePMD learning curve (") and reason in message and f"delete {member} and rerun" in message
+
+
+@pytest.mark.parametrize("name,fraction,damaged", [("trajectory.extxyz", 0.6, "trajectory.extxyz"), ("model_devi.csv", 0.6, "model_devi.csv"), ("trajectory.extxyz", 0.5, ".")],
+                         ids=["trajectory-mid-frame", "table-mid-row", "trajectory-whole-frames"])
+def test_truncated_exploration_stops_the_selection(tmp_path, name, fraction, damaged):
+    """A cut inside a record names the file; a cut between frames leaves a readable file that disagrees with the table: the folder is named."""
+    from liquidscale.mlip.exploration import Replica, Trajectory, write_exploration
+    from liquidscale.molecules import WATER
+
+    explore = tmp_path / "iter000/explore"
+    explore.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    molecules = WATER.geometry()[None] + np.array([[0.0, 0.0, 0.0], [3.0, 0.0, 0.0]])[:, None]
+    frames = [molecules.reshape(-1, 3) + 0.05 * rng.normal(size=(6, 3)) for _ in range(4)]
+    trajectory = Trajectory(frames, [np.full(3, 9.0)] * 4, [0, 0, 1, 1], [10, 20, 10, 20])
+    replicas = [Replica("bulk", 300.0, 0.01, (9.0, 9.0, 9.0), 1.0, None, 1), Replica("bulk", 350.0, 0.01, (9.0, 9.0, 9.0), 1.0, None, 2)]
+    write_exploration(explore, list(WATER.symbols) * 2, trajectory, replicas, rng.uniform(0, 1, 4), np.zeros(4, dtype=int))
+    (explore / "explore.json").write_text(json.dumps({"missing_frames": 0}))
+    truncate(explore / name, explore / name, fraction)
+    settings = json.dumps(rule_settings(validate_config({"systems": ["water"]}), "water", "mlip", "select"))
+    result = liquidscale("mlip", "select", "--settings", settings, "--explore", explore, "--out", tmp_path / "selected.extxyz", "--report", tmp_path / "selection.json")
+    assert_one_line_error(result, (explore / damaged) if damaged != "." else explore, "mlip_explore", explore)

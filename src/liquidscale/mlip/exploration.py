@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, damaged_input
 from ..external import ExternalPotential, RandomPotentialSettings, random_potential
 from ..molecules import Molecule
 
@@ -196,17 +196,28 @@ def read_exploration(folder) -> tuple[list[str], list[np.ndarray], list[np.ndarr
     import pandas as pd
 
     folder = Path(folder)
-    table = pd.read_csv(folder / "model_devi.csv")
-    if len(table) == 0:
-        return [], [], [], np.zeros(0), np.zeros(0, dtype=int)
-    frames = ase.io.read(folder / "trajectory.extxyz", index=":", format="extxyz")
+    try:
+        table = pd.read_csv(folder / "model_devi.csv")
+        if len(table) == 0:
+            return [], [], [], np.zeros(0), np.zeros(0, dtype=int)
+        if table.isna().any().any():
+            raise ValueError("incomplete rows")
+        deviation, atom = table["max_devi_f_eV_per_A"].to_numpy(), table["devi_atom"].to_numpy()
+    except (OSError, ValueError, KeyError) as exc:  # pandas' ParserError and EmptyDataError are ValueErrors
+        raise damaged_input(folder / "model_devi.csv", "exploration table", "mlip_explore", exc, folder) from None
+    try:
+        frames = ase.io.read(folder / "trajectory.extxyz", index=":", format="extxyz")
+    except Exception as exc:  # ase raises XYZError, ValueError or IndexError for a truncated file
+        raise damaged_input(folder / "trajectory.extxyz", "exploration trajectory", "mlip_explore", exc, folder) from None
+    if len(frames) != len(table):
+        raise damaged_input(folder, "exploration output", "mlip_explore", f"{len(frames)} frames in trajectory.extxyz, {len(table)} rows in model_devi.csv", folder)
     symbols = frames[0].get_chemical_symbols()
     return (
         symbols,
         [f.get_positions() for f in frames],
         [f.cell.lengths() for f in frames],
-        table["max_devi_f_eV_per_A"].to_numpy(),
-        table["devi_atom"].to_numpy(),
+        deviation,
+        atom,
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, damaged_input
 
 
 def member_seed(seed: int, system: str, iteration: int, member: int) -> int:
@@ -166,10 +166,20 @@ def dp_test(model: Path, test_dir: Path, workdir: Path, threads: int) -> dict[st
 
 def read_lcurve(path: Path) -> dict[str, np.ndarray]:
     """Columns of DeePMD's ``lcurve.out`` by their header names (step, rmse_e_trn, rmse_f_trn, lr, ...)."""
-    lines = path.read_text().splitlines()
-    header = next(line for line in lines if line.startswith("#") and "step" in line)
-    names = header.lstrip("#").split()
-    values = np.loadtxt(path, comments="#", ndmin=2)
+    try:
+        lines = path.read_text().splitlines()
+        header = next((line for line in lines if line.startswith("#") and "step" in line), None)
+        if header is None:
+            raise ValueError("no '# step ...' header line")
+        names = header.lstrip("#").split()
+        rows = [line for line in lines if line.strip() and not line.startswith("#")]
+        if not rows:
+            raise ValueError("no data rows")
+        values = np.loadtxt(rows, ndmin=2)
+        if values.shape[1] != len(names):
+            raise ValueError(f"{values.shape[1]} columns under a header of {len(names)}")
+    except (OSError, ValueError) as exc:
+        raise damaged_input(path, "DeePMD learning curve", "mlip_train", exc, path.parent) from None
     return {name: values[:, k] for k, name in enumerate(names)}
 
 
