@@ -159,7 +159,7 @@ def label(symbols: Sequence[str], positions: np.ndarray, method: Mapping[str, An
                 cycles=cycles,
             )
         logger.info("SCF (%s) not converged after %d cycles (E = %.8g Ha)%s", attempt, cycles, energy,
-                 "" if attempt == ATTEMPTS[-1] else f"; retrying with {ATTEMPTS[ATTEMPTS.index(attempt) + 1]}")
+                    "" if attempt == ATTEMPTS[-1] else f"; retrying with {ATTEMPTS[ATTEMPTS.index(attempt) + 1]}")
     raise LabelFailure(f"SCF not converged after attempts {'/'.join(ATTEMPTS)} (max_cycle={method['max_cycle']}, conv_tol={method['conv_tol']:g})")
 
 
