@@ -19,14 +19,25 @@ PROGRESS_INTERVAL_S = 30.0
 LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record (it may be replaced, e.g. by pytest)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def setup_logging(level: int = logging.INFO) -> None:
-    """Send ``liquidscale.*`` records to stderr (the job log), one flushed line each."""
+    """Send ``liquidscale.*`` records to stderr (the job log), one flushed line each; idempotent."""
     logger = logging.getLogger("liquidscale")
-    if any(getattr(h, "liquidscale", False) for h in logger.handlers):
+    if any(isinstance(h, _StderrHandler) for h in logger.handlers):
         return
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
-    handler.liquidscale = True
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
