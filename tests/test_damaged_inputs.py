@@ -200,7 +200,7 @@ def test_truncated_learning_curve_names_the_member_folder(tmp_path):
                          ids=["trajectory-mid-frame", "table-mid-row", "trajectory-whole-frames"])
 def test_truncated_exploration_stops_the_selection(tmp_path, name, fraction, damaged):
     """A cut inside a record names the file; a cut between frames leaves a readable file that disagrees with the table: the folder is named."""
-    from liquidscale.mlip.exploration import Replica, Trajectory, write_exploration
+    from liquidscale.mlip.exploration import Replica, Trajectory, read_exploration, write_exploration
     from liquidscale.molecules import WATER
 
     explore = tmp_path / "iter000/explore"
@@ -212,6 +212,8 @@ def test_truncated_exploration_stops_the_selection(tmp_path, name, fraction, dam
     replicas = [Replica("bulk", 300.0, 0.01, (9.0, 9.0, 9.0), 1.0, None, 1), Replica("bulk", 350.0, 0.01, (9.0, 9.0, 9.0), 1.0, None, 2)]
     write_exploration(explore, list(WATER.symbols) * 2, trajectory, replicas, rng.uniform(0, 1, 4), np.zeros(4, dtype=int))
     (explore / "explore.json").write_text(json.dumps({"missing_frames": 0}))
+    symbols, positions, cells, deviation, _ = read_exploration(explore)  # intact, it reads back
+    assert symbols == list(WATER.symbols) * 2 and np.allclose(positions, frames) and np.allclose(cells, 9.0) and len(deviation) == 4
     truncate(explore / name, explore / name, fraction)
     settings = json.dumps(rule_settings(validate_config({"systems": ["water"]}), "water", "mlip", "select"))
     result = liquidscale("mlip", "select", "--settings", settings, "--explore", explore, "--out", tmp_path / "selected.extxyz", "--report", tmp_path / "selection.json")
