@@ -69,6 +69,19 @@ def test_truncated_batch_file_stops_aggregation(lj_batch, tmp_path, fraction):
         assert not (tmp_path / "profiles.nc").exists()
 
 
+@pytest.mark.parametrize("cut", ["empty", "header", "mid-row", "between rows"])
+def test_truncated_statepoint_table_stops_the_sampling_batch(tmp_path, cut):
+    config = validate_config({"systems": ["lj"], "sampling": {"runs": 6, "replicas_per_job": 3, "lj": {"box": [5.2, 5.2, 10.0]}}})
+    settings = json.dumps(rule_settings(config, "lj", "sampling"))
+    table = tmp_path / "statepoints.csv"
+    assert main(["sampling", "statepoints", "--settings", settings, "--out", str(table)]) == 0
+    text = table.read_text()
+    ends = [i + 1 for i, c in enumerate(text) if c == "\n"]
+    table.write_text(text[: {"empty": 0, "header": 20, "mid-row": ends[4] + 15, "between rows": ends[5]}[cut]])
+    result = liquidscale("sampling", "batch", "--settings", settings, "--statepoints", table, "--batch", 1, "--out", tmp_path / "batch0001.nc")
+    assert_one_line_error(result, table, "sampling_statepoints")
+
+
 @pytest.fixture(scope="module")
 def torchscript_archive(tmp_path_factory):
     """A TorchScript archive as ``dp --pt freeze`` writes (zip container), from a traced module."""
