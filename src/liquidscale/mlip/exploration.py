@@ -149,15 +149,23 @@ def expected_frames(explore: Mapping[str, Any]) -> int:
 
 def frame_deviations(models: Sequence, trajectory: Trajectory, batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """Max force deviation over the ensemble (eV/Å) and the atom where it occurs, per saved frame."""
+    import logging
+
+    from ..logs import Throttle, duration
     from .deepmd_potential import ensemble_forces, max_force_deviation
 
+    log = logging.getLogger(__name__)
     deviation, atom = [], []
+    progress = Throttle(len(trajectory.positions))
     for start in range(0, len(trajectory.positions), batch):
         stop = start + batch
         forces = ensemble_forces(models, np.stack(trajectory.positions[start:stop]), np.stack(trajectory.cells[start:stop]))
         d, a = max_force_deviation(forces)
         deviation.append(d)
         atom.append(a)
+        done = min(stop, len(trajectory.positions))
+        if progress.due(done):
+            log.info("model deviation: frame %d of %d with %d models, ETA %s", done, progress.total, len(models), duration(progress.eta(done)))
     if not deviation:
         return np.zeros(0), np.zeros(0, dtype=int)
     return np.concatenate(deviation), np.concatenate(atom)
