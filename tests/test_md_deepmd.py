@@ -106,6 +106,7 @@ def test_water_batch_samples_oxygen_profiles(water_model, tmp_path):
         {
             "systems": ["water"],
             "water": {"temperature_range": [280.0, 320.0]},
+            "mlip": {"descriptor": {"rcut": 4.0, "rcut_smth": 0.5}},  # the cutoff water_model was trained with
             "sampling": {
                 "runs": 2,
                 "replicas_per_job": 2,

@@ -24,6 +24,7 @@ from typing import Any
 from . import __version__
 from .config import rule_settings
 from .errors import UserError
+from .logs import setup_logging
 
 # stage name -> module that provides ``register(subparsers)``; each registered parser sets ``func``.
 STAGES = {
@@ -189,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     args = build_parser().parse_args(argv)
+    setup_logging()
     try:
         if hasattr(args, "settings"):  # a stage action (not e.g. ``liquidscale config``)
             resolve_settings(args)

@@ -106,6 +106,9 @@ def validate_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> di
         hint = f" ({description})" if description else ""
         raise UserError(f"config key '{_key_path(key)}': {message}{hint}")
     _check_semantics(config, Path(base_dir))
+    from .constraints import check_feasible
+
+    check_feasible(config)
     return config
 
 

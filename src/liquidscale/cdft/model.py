@@ -13,14 +13,15 @@ temperature range, training-data hash, provenance): loading never unpickles code
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..errors import UserError
-from ..io import atomic_path, read_json, write_json
+from ..errors import UserError, damaged_input
+from ..io import atomic_path, write_json
 from .functional import as_batch, periodic_conv, temperature_column
 
 MODEL_KIND = "liquidscale.neural_c1"
@@ -121,18 +122,32 @@ def save_model(model: NeuralC1, metadata: Mapping[str, Any], folder: str | Path)
 
 
 def load_model(folder: str | Path) -> tuple[NeuralC1, dict[str, Any]]:
-    """The functional saved in ``folder`` and its metadata (grid, units, temperature range, provenance)."""
+    """The functional saved in ``folder`` and its metadata (grid, units, temperature range, provenance).
+
+    A missing, truncated or foreign file is a one-line error that names it and the rule that remakes it.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     folder = Path(folder)
-    metadata = read_json(folder / METADATA_FILE)
-    if metadata.get("kind") != MODEL_KIND:
-        raise UserError(f"{folder / METADATA_FILE}: not a liquidscale neural c1 model (kind {metadata.get('kind')!r})")
-    model = NeuralC1(**metadata["architecture"])  # models saved before "kind" existed are conv networks of T
+    metadata_path, weights_path = folder / METADATA_FILE, folder / WEIGHTS_FILE
+    for path in (metadata_path, weights_path):
+        if not path.is_file():
+            raise UserError(f"{path}: not found; run the cdft stage (rule 'cdft_train') first")
     try:
-        model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
-    except (FileNotFoundError, SafetensorError, RuntimeError) as exc:
-        raise UserError(f"{folder / WEIGHTS_FILE}: cannot load the weights ({exc}); rerun the cdft rule") from None
+        metadata = json.loads(metadata_path.read_text())
+        kind = metadata.get("kind")
+    except (ValueError, AttributeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise damaged_input(metadata_path, "model metadata", "cdft_train", exc) from None
+    if kind != MODEL_KIND:
+        raise UserError(f"{metadata_path}: not a liquidscale neural c1 model (kind {kind!r})")
+    try:
+        model = NeuralC1(**metadata["architecture"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise damaged_input(metadata_path, "model metadata", "cdft_train", f"architecture: {type(exc).__name__}: {exc}") from None
+    try:
+        model.load_state_dict(load_file(str(weights_path)))
+    except (SafetensorError, RuntimeError, OSError) as exc:
+        raise damaged_input(weights_path, "model weights", "cdft_train", exc) from None
     model.eval()
     return model, metadata

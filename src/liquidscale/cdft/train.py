@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
@@ -37,6 +38,8 @@ CHECKPOINT_FILE = "checkpoint.pt"
 CURVE_CSV = "training.csv"
 CURVE_PNG = "training.png"
 METRICS_FILE = "metrics.json"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -297,6 +300,8 @@ def train_functional(ds, settings: TrainingSettings, seed: int, out_dir: str | P
     key = canonical_hash({"settings": asdict(settings), "data": data_hash, "seed": seed})
     _resume(trainer, out_dir / CHECKPOINT_FILE, key)
     stale = 0 if not trainer.history else trainer.epoch - 1 - int(np.argmin([h[2] for h in trainer.history]))
+    log.info("%s: %d train, %d val, %d test runs; %s from epoch %d of at most %d", ds.attrs["system"], len(splits["train"]), len(splits["val"]),
+             len(splits["test"]), settings.optimizer, trainer.epoch, settings.max_epochs)
     while trainer.epoch < settings.max_epochs and stale < settings.patience:
         train_mse = trainer.run_epoch()
         trainer.epoch += 1
@@ -308,11 +313,14 @@ def train_functional(ds, settings: TrainingSettings, seed: int, out_dir: str | P
             trainer.best_state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
         else:
             stale += 1
+        log.info("epoch %d/%d: train loss %.4g, val loss %.4g (best %.4g, %d epochs without improvement of %d allowed)",
+                 trainer.epoch, settings.max_epochs, train_mse, val_mse, trainer.best_val, stale, settings.patience)
         if trainer.epoch % settings.checkpoint_every == 0:
             with atomic_path(out_dir / CHECKPOINT_FILE) as tmp:
                 torch.save(trainer.state(key), tmp)
     trainer.model.load_state_dict(trainer.best_state)
     trainer.model.eval()
+    log.info("training stopped after %d epochs; held-out metrics and self-consistent solves of %d test runs", trainer.epoch, len(splits["test"]))
     metrics = held_out_metrics(trainer.model, splits, settings, ds)
     metrics.update(epochs=trainer.epoch, best_val_mse=trainer.best_val)
     save_model(trainer.model, _metadata(ds, settings, data_hash, splits["train"], provenance), out_dir)
@@ -328,10 +336,13 @@ def _resume(trainer: _Trainer, path: Path, key: str) -> None:
         return
     try:
         state = torch.load(path, weights_only=True)
-    except (RuntimeError, OSError, EOFError):
-        return  # a corrupt checkpoint is only lost time: train from the start
+    except (RuntimeError, OSError, EOFError) as exc:
+        # a corrupt checkpoint is only lost time: train from the start
+        log.warning("%s: unreadable checkpoint (%s), training from the start", path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return
     if state.get("key") == key:
         trainer.restore(state)
+        log.info("resumed from %s at epoch %d", path, trainer.epoch)
 
 
 def held_out_metrics(model: NeuralC1, splits: Mapping[str, Runs], settings: TrainingSettings, ds) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..external import BatchedExternal, ExternalPotential
+from ..logs import MDProgress
 from .potential import Potential, Units, check_box, minimum_image
 
 
@@ -165,14 +166,18 @@ class LangevinEngine:
         self.v = self.v + half * acc * self.forces
         self.steps_done += 1
 
-    def run(self, n_steps: int, callback: Callable[["LangevinEngine"], None] | None = None, every: int = 1) -> None:
-        """Integrate ``n_steps``; call ``callback(self)`` every ``every`` steps; check failures regularly."""
+    def run(self, n_steps: int, callback: Callable[["LangevinEngine"], None] | None = None, every: int = 1, phase: str = "MD") -> None:
+        """Integrate ``n_steps``; call ``callback(self)`` every ``every`` steps; check failures regularly
+        and log progress as ``phase`` (``liquidscale.logs.MDProgress``)."""
+        progress = MDProgress(self, n_steps, phase)
         for i in range(1, n_steps + 1):
             if self.n_active == 0:
                 return
             self.step()
+            progress.step()
             if i % self.checks.every == 0 or i == n_steps:
                 self.check_failures()
+                progress.report()
             if callback is not None and i % every == 0 and self.n_active:
                 callback(self)
 

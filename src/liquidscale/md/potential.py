@@ -62,7 +62,7 @@ def check_box(cell_lengths: "torch.Tensor", cutoff: float) -> None:
     """Minimum image needs every box edge at least twice the cutoff."""
     short = float(cell_lengths.min())
     if short < 2.0 * cutoff:
-        raise UserError(f"box edge {short:.3f} is shorter than twice the potential cutoff {cutoff:.3f}; enlarge the box (sampling.box) or shorten the cutoff")
+        raise UserError(f"box edge {short:.3f} is shorter than twice the potential cutoff {cutoff:.3f}; enlarge the box (sampling.<system>.box; in exploration mlip.explore.molecules) or shorten the cutoff")
 
 
 class LennardJones:

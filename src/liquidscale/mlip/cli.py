@@ -99,6 +99,7 @@ def _train(args) -> None:
                 shutil.copy2(previous / name, tmp / name)
             reused_from = str(previous)
         else:
+            data.check_folders(Path(args.data) / "train", summary["type_map"], "mlip_data", args.data)
             train_dirs = [str(p.resolve()) for p in data.system_folders([Path(args.data) / "train"])]
             sel = training.resolve_sel(mlip["descriptor"]["type"], mlip["descriptor"]["sel"], summary["sel_auto"], len(summary["type_map"]))
             write_json(tmp / "input.json", training.training_input(mlip, summary["type_map"], sel, train_dirs, seed))
@@ -124,11 +125,13 @@ def _test(args) -> None:
     import numpy as np
 
     from ..io import provenance, read_json, write_json
-    from . import training
+    from . import data, training
 
     settings = args.settings
     threads = settings["mlip"]["training"]["threads"]
     test_dir = Path(args.data) / "test"
+    summary = read_json(Path(args.data) / "summary.json")
+    data.check_folders(test_dir, summary["type_map"], "mlip_data", args.data)
     members = []
     for folder in map(Path, args.models):
         with tempfile.TemporaryDirectory() as workdir:
@@ -142,7 +145,6 @@ def _test(args) -> None:
                 "seed": read_json(folder / "member.json")["seed"],
             }
         )
-    summary = read_json(Path(args.data) / "summary.json")
     mean = {key: float(np.mean([m["held_out"][key] for m in members])) for key in ("energy_rmse_per_atom", "force_rmse")}
     metrics = {
         "system": settings["system"],

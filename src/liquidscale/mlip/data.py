@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, damaged_input
 from ..molecules import minimum_image
 
 
@@ -41,11 +41,31 @@ def system_folders(data_dirs: Sequence[str | Path]) -> list[Path]:
     return folders
 
 
-def load_frames(folder: str | Path, type_map: Sequence[str]) -> Frames:
-    """Read one ``deepmd/npy`` folder with atom types mapped onto ``type_map``."""
+def labelled_system(folder: str | Path, type_map: Sequence[str], rule: str, output: str | Path | None = None):
+    """dpdata's ``LabeledSystem`` of one ``deepmd/npy`` folder; a truncated or incomplete folder is a
+    one-line error naming it and ``rule``, the rule that writes it (into its folder ``output``)."""
     import dpdata
+    from dpdata.data_type import DataError
 
-    system = dpdata.LabeledSystem(str(folder), fmt="deepmd/npy", type_map=list(type_map))
+    try:
+        system = dpdata.LabeledSystem(str(folder), fmt="deepmd/npy", type_map=list(type_map))
+    except (OSError, EOFError, ValueError, KeyError, IndexError, DataError) as exc:
+        raise damaged_input(folder, "dpdata deepmd/npy folder", rule, exc, output) from None
+    missing = [label for label in ("energies", "forces") if label not in system.data]
+    if missing:
+        raise damaged_input(folder, "dpdata deepmd/npy folder", rule, f"no {' or '.join(missing)}", output)
+    return system
+
+
+def check_folders(data_dir: str | Path, type_map: Sequence[str], rule: str, output: str | Path) -> None:
+    """Read every system folder below ``data_dir`` once, so a damaged one stops the job before DeePMD starts."""
+    for type_file in sorted(Path(data_dir).rglob("type.raw")):
+        labelled_system(type_file.parent, type_map, rule, output)
+
+
+def load_frames(folder: str | Path, type_map: Sequence[str], rule: str = "mlip_data") -> Frames:
+    """Read one ``deepmd/npy`` folder with atom types mapped onto ``type_map``."""
+    system = labelled_system(folder, type_map, rule)
     unknown = set(system["atom_names"]) - set(type_map)
     if unknown:
         raise UserError(f"{folder}: elements {sorted(unknown)} are not in the type map {list(type_map)} (config key 'mlip.type_map')")
@@ -75,12 +95,10 @@ def split_data(
 
     ``iteration_dirs`` pairs each reference iteration with its ``data/`` folder. Returns frame counts.
     """
-    import dpdata
-
     counts = {"train": 0, "test": 0}
     for iteration, data_dir in iteration_dirs:
         folders = system_folders([data_dir])
-        systems = [dpdata.LabeledSystem(str(folder), fmt="deepmd/npy", type_map=list(type_map)) for folder in folders]
+        systems = [labelled_system(folder, type_map, "reference_collect", data_dir) for folder in folders]
         sizes = [len(system) for system in systems]
         masks = np.split(held_out_mask(sum(sizes), fraction, seed, iteration), np.cumsum(sizes)[:-1])
         for folder, system, mask in zip(folders, systems, masks):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, damaged_input
 
 
 class DeepMDPotential:
@@ -34,9 +34,14 @@ class DeepMDPotential:
         path = Path(model_path)
         if not path.is_file():
             raise UserError(f"{path}: DeePMD model not found; run the mlip stage first")
-        self.model = torch.jit.load(str(path), map_location=device)
-        self.type_map: list[str] = list(self.model.get_type_map())
-        self.cutoff: float = float(self.model.get_rcut())
+        try:
+            self.model = torch.jit.load(str(path), map_location=device)
+            self.type_map: list[str] = list(self.model.get_type_map())
+            self.cutoff: float = float(self.model.get_rcut())
+        except (RuntimeError, ValueError, AttributeError) as exc:  # truncated archive, or not a frozen DeePMD model
+            # mlip_final writes final/model{m}.pth; mlip_train the folder iter{i}/model{m} that holds model.pth
+            final = path.parent.name == "final"
+            raise damaged_input(path, "frozen DeePMD model", "mlip_final" if final else "mlip_train", exc, None if final else path.parent) from None
         unknown = sorted(set(symbols) - set(self.type_map))
         if unknown:
             raise UserError(f"{path}: elements {unknown} are not in the model's type map {self.type_map}")

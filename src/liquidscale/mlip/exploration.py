@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, damaged_input
 from ..external import ExternalPotential, RandomPotentialSettings, random_potential
 from ..molecules import Molecule
 
@@ -138,7 +138,7 @@ def run_exploration(potential, molecule: Molecule, replicas: Sequence[Replica], 
     engine.minimise(minimise_steps, max_displacement=0.01)  # removes the grid's closest contacts only
     trajectory = Trajectory([], [], [], [])
     every = max(1, explore["steps"] // explore["frames"])
-    engine.run(explore["steps"], callback=trajectory.record, every=every)
+    engine.run(explore["steps"], callback=trajectory.record, every=every, phase="exploration")
     return symbols, trajectory, dict(engine.failures)
 
 
@@ -149,15 +149,23 @@ def expected_frames(explore: Mapping[str, Any]) -> int:
 
 def frame_deviations(models: Sequence, trajectory: Trajectory, batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """Max force deviation over the ensemble (eV/Å) and the atom where it occurs, per saved frame."""
+    import logging
+
+    from ..logs import Throttle, duration
     from .deepmd_potential import ensemble_forces, max_force_deviation
 
+    log = logging.getLogger(__name__)
     deviation, atom = [], []
+    progress = Throttle(len(trajectory.positions))
     for start in range(0, len(trajectory.positions), batch):
         stop = start + batch
         forces = ensemble_forces(models, np.stack(trajectory.positions[start:stop]), np.stack(trajectory.cells[start:stop]))
         d, a = max_force_deviation(forces)
         deviation.append(d)
         atom.append(a)
+        done = min(stop, len(trajectory.positions))
+        if progress.due(done):
+            log.info("model deviation: frame %d of %d with %d models, ETA %s", done, progress.total, len(models), duration(progress.eta(done)))
     if not deviation:
         return np.zeros(0), np.zeros(0, dtype=int)
     return np.concatenate(deviation), np.concatenate(atom)
@@ -196,17 +204,28 @@ def read_exploration(folder) -> tuple[list[str], list[np.ndarray], list[np.ndarr
     import pandas as pd
 
     folder = Path(folder)
-    table = pd.read_csv(folder / "model_devi.csv")
-    if len(table) == 0:
-        return [], [], [], np.zeros(0), np.zeros(0, dtype=int)
-    frames = ase.io.read(folder / "trajectory.extxyz", index=":", format="extxyz")
+    try:
+        table = pd.read_csv(folder / "model_devi.csv")
+        if len(table) == 0:
+            return [], [], [], np.zeros(0), np.zeros(0, dtype=int)
+        if table.isna().any().any():
+            raise ValueError("incomplete rows")
+        deviation, atom = table["max_devi_f_eV_per_A"].to_numpy(), table["devi_atom"].to_numpy()
+    except (OSError, ValueError, KeyError) as exc:  # pandas' ParserError and EmptyDataError are ValueErrors
+        raise damaged_input(folder / "model_devi.csv", "exploration table", "mlip_explore", exc, folder) from None
+    try:
+        frames = ase.io.read(folder / "trajectory.extxyz", index=":", format="extxyz")
+    except Exception as exc:  # ase raises XYZError, ValueError or IndexError for a truncated file
+        raise damaged_input(folder / "trajectory.extxyz", "exploration trajectory", "mlip_explore", exc, folder) from None
+    if len(frames) != len(table):
+        raise damaged_input(folder, "exploration output", "mlip_explore", f"{len(frames)} frames in trajectory.extxyz, {len(table)} rows in model_devi.csv", folder)
     symbols = frames[0].get_chemical_symbols()
     return (
         symbols,
         [f.get_positions() for f in frames],
         [f.cell.lengths() for f in frames],
-        table["max_devi_f_eV_per_A"].to_numpy(),
-        table["devi_atom"].to_numpy(),
+        deviation,
+        atom,
     )
 
 

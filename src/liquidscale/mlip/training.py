@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, damaged_input
 
 
 def member_seed(seed: int, system: str, iteration: int, member: int) -> int:
@@ -106,14 +106,22 @@ def dp_command() -> list[str]:
 
 
 def run_dp(args: Sequence[str], workdir: Path, log: Path, threads: int) -> None:
-    """Run one ``dp --pt`` command in ``workdir`` with its output appended to ``log``; fail loudly."""
+    """Run one ``dp --pt`` command in ``workdir``; its output goes, line by line as it comes, to this job's
+    stderr (the rule's log, which outlives a failed job's temporary folder) and is appended to ``log``."""
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), DP_INTRA_OP_PARALLELISM_THREADS=str(threads), DP_INTER_OP_PARALLELISM_THREADS="1")
+    last = ""
     with open(log, "a") as handle:
-        handle.write(f"$ dp --pt {' '.join(args)}\n")
-        handle.flush()
-        result = subprocess.run([*dp_command(), *args], cwd=workdir, stdout=handle, stderr=subprocess.STDOUT, env=env)
-    if result.returncode != 0:
-        raise RuntimeError(f"dp --pt {args[0]} failed with status {result.returncode}; see {log}")
+        command = f"$ dp --pt {' '.join(args)}\n"
+        handle.write(command)
+        sys.stderr.write(command)
+        with subprocess.Popen([*dp_command(), *args], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True, errors="replace") as process:
+            for line in process.stdout:
+                handle.write(line)
+                sys.stderr.write(line)
+                sys.stderr.flush()
+                last = line.strip() or last
+    if process.returncode != 0:
+        raise UserError(f"dp --pt {args[0]} failed with status {process.returncode} (last line: {last[-300:]!r}); DeePMD's full output is in this job's log")
 
 
 def train_and_freeze(input_json: Path, workdir: Path, threads: int) -> Path:
@@ -158,10 +166,20 @@ def dp_test(model: Path, test_dir: Path, workdir: Path, threads: int) -> dict[st
 
 def read_lcurve(path: Path) -> dict[str, np.ndarray]:
     """Columns of DeePMD's ``lcurve.out`` by their header names (step, rmse_e_trn, rmse_f_trn, lr, ...)."""
-    lines = path.read_text().splitlines()
-    header = next(line for line in lines if line.startswith("#") and "step" in line)
-    names = header.lstrip("#").split()
-    values = np.loadtxt(path, comments="#", ndmin=2)
+    try:
+        lines = path.read_text().splitlines()
+        header = next((line for line in lines if line.startswith("#") and "step" in line), None)
+        if header is None:
+            raise ValueError("no '# step ...' header line")
+        names = header.lstrip("#").split()
+        rows = [line for line in lines if line.strip() and not line.startswith("#")]
+        if not rows:
+            raise ValueError("no data rows")
+        values = np.loadtxt(rows, ndmin=2)
+        if values.shape[1] != len(names):
+            raise ValueError(f"{values.shape[1]} columns under a header of {len(names)}")
+    except (OSError, ValueError) as exc:
+        raise damaged_input(path, "DeePMD learning curve", "mlip_train", exc, path.parent) from None
     return {name: values[:, k] for k, name in enumerate(names)}
 
 

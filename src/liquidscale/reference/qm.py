@@ -9,6 +9,7 @@ all use one consistent set of constants (PySCF's own ``nist.BOHR`` is an older C
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -30,6 +31,8 @@ ATTEMPTS = ("diis", "damping", "level_shift", "newton")
 # Elements of the molecular systems; check_method verifies the basis covers all of them.
 ELEMENTS = ("H", "C", "O")
 
+logger = logging.getLogger(__name__)
+
 
 class LabelFailure(Exception):
     """A frame that could not be labelled; the message is the reason written to the failure table."""
@@ -41,6 +44,7 @@ class Label:
     forces: np.ndarray  # (n_atoms, 3) eV/Å, minus the analytic nuclear gradient
     attempt: str  # which entry of ATTEMPTS converged
     seconds: float  # wall time of SCF + gradient, all attempts
+    cycles: int = 0  # SCF cycles of the converged attempt (0: the solver does not count them)
 
 
 def is_hartree_fock(xc: str) -> bool:
@@ -144,6 +148,7 @@ def label(symbols: Sequence[str], positions: np.ndarray, method: Mapping[str, An
         if use_gpu:
             mf = mf.to_gpu()
         energy = float(mf.kernel())
+        cycles = int(getattr(mf, "cycles", 0) or 0)
         if mf.converged and np.isfinite(energy):
             gradient = _to_numpy(mf.nuc_grad_method().kernel())
             return Label(
@@ -151,18 +156,23 @@ def label(symbols: Sequence[str], positions: np.ndarray, method: Mapping[str, An
                 forces=-gradient * HARTREE_PER_BOHR_TO_EV_PER_ANGSTROM,
                 attempt=attempt,
                 seconds=time.perf_counter() - start,
+                cycles=cycles,
             )
+        logger.info("SCF (%s) not converged after %d cycles (E = %.8g Ha)%s", attempt, cycles, energy,
+                    "" if attempt == ATTEMPTS[-1] else f"; retrying with {ATTEMPTS[ATTEMPTS.index(attempt) + 1]}")
     raise LabelFailure(f"SCF not converged after attempts {'/'.join(ATTEMPTS)} (max_cycle={method['max_cycle']}, conv_tol={method['conv_tol']:g})")
 
 
-def label_shard(frames: Sequence, method: Mapping[str, Any], type_map: Sequence[str], shard: int, use_gpu: bool = False, log=print):
-    """Label ``frames``; return (labelled ase Atoms, failure rows). A frame that raises is recorded, never lost."""
+def label_shard(frames: Sequence, method: Mapping[str, Any], type_map: Sequence[str], shard: int, use_gpu: bool = False, log=logger.info):
+    """Label ``frames``; return (labelled ase Atoms, failure rows). A frame that raises is recorded, never lost.
+
+    ``log`` gets one line per frame (the job log by default)."""
     from ..molecules import formula
     from .output import failure_row, labelled_atoms
 
     atoms_list, failures = [], []
-    for frame in frames:
-        name = f"frame {frame.info['frame']} ({formula(frame.symbols, type_map)})"
+    for i, frame in enumerate(frames, 1):
+        name = f"frame {i} of {len(frames)} (id {frame.info['frame']}, {formula(frame.symbols, type_map)})"
         try:
             result = label(frame.symbols, frame.positions, method, use_gpu=use_gpu)
         except LabelFailure as exc:
@@ -171,7 +181,7 @@ def label_shard(frames: Sequence, method: Mapping[str, Any], type_map: Sequence[
             reason = f"{type(exc).__name__}: {exc}"  # PySCF's errors for a pathological geometry
         else:
             atoms_list.append(labelled_atoms(frame, result.energy, result.forces, scf_attempt=result.attempt, seconds=round(result.seconds, 3), shard=shard))
-            log(f"{name}: E = {result.energy:.6f} eV, converged with {result.attempt} in {result.seconds:.1f} s")
+            log(f"{name}: E = {result.energy:.6f} eV, converged with {result.attempt} in {result.cycles or '?'} SCF cycles, {result.seconds:.1f} s")
             continue
         failures.append(failure_row(frame, reason, type_map))
         log(f"{name}: FAILED, {reason}")

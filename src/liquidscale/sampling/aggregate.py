@@ -8,6 +8,7 @@ against the ``liquidscale.dataset`` contract before it is copied; the train/val/
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from .. import dataset as names
-from ..errors import UserError
+from ..errors import UserError, damaged_input
 from ..io import atomic_path, canonical_hash, provenance
+from ..logs import Throttle, duration
 from .batch import POTENTIAL, RHO_FORCE, RHO_FORCE_STDERR, T_KINETIC
 
 RHO_HISTOGRAM = "rho_histogram"
@@ -30,27 +32,20 @@ ESTIMATOR_VARIABLES = {
 PER_RUN_EXTRAS = (T_KINETIC, POTENTIAL, "batch")
 GLOBAL_ATTRS = ("system", "site", "dimension", "length_unit", "energy_unit", "k_B", "chemical_potential_convention")
 
+log = logging.getLogger(__name__)
+
+
+# what a damaged netCDF file raises: OSError (HDF header), RuntimeError (HDF data), ValueError/KeyError (contents)
+UNREADABLE = (OSError, RuntimeError, ValueError, KeyError)
+
 
 def _open(path: Path):
     import xarray as xr
 
     try:
         return xr.load_dataset(path)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: not a readable sampling batch file ({exc}); rerun its sampling job") from None
-
-
-def _run_counts(paths: Sequence[Path]) -> list[int]:
-    import netCDF4
-
-    counts = []
-    for path in paths:
-        try:
-            with netCDF4.Dataset(path) as nc:
-                counts.append(len(nc.dimensions[names.RUN]))
-        except (OSError, KeyError) as exc:
-            raise UserError(f"{path}: not a readable sampling batch file ({exc}); rerun its sampling job") from None
-    return counts
+    except UNREADABLE as exc:
+        raise damaged_input(path, "sampling batch file", "sampling_batch", exc) from None
 
 
 def _run_ids(paths: Sequence[Path]) -> np.ndarray:
@@ -58,8 +53,11 @@ def _run_ids(paths: Sequence[Path]) -> np.ndarray:
 
     ids = []
     for path in paths:
-        with netCDF4.Dataset(path) as nc:
-            ids.append(np.asarray(nc.variables[names.RUN][:]))
+        try:
+            with netCDF4.Dataset(path) as nc:
+                ids.append(np.asarray(nc.variables[names.RUN][:]))
+        except UNREADABLE as exc:
+            raise damaged_input(path, "sampling batch file", "sampling_batch", exc) from None
     return np.concatenate(ids)
 
 
@@ -86,7 +84,8 @@ def aggregate(batch_files: Sequence[str | Path], out: str | Path, settings: Mapp
         nc.variables[names.RUN][:] = run_ids
         nc.variables[names.SPLIT][:] = split
         offset = 0
-        for path in paths:
+        progress = Throttle(len(paths))
+        for done, path in enumerate(paths, 1):
             batch = first if path == paths[0] else _with_estimator(_open(path), estimator, path)
             _check_batch(batch, path, first)
             n = batch.sizes[names.RUN]
@@ -103,6 +102,8 @@ def aggregate(batch_files: Sequence[str | Path], out: str | Path, settings: Mapp
             counts["failed"] += int((status != names.STATUS_OK).sum())
             batch_records.append(json.loads(batch.attrs["provenance"])["config_hash"] + batch.attrs.get("model_hash", ""))
             offset += n
+            if progress.due(done):
+                log.info("batch file %d of %d (%d runs so far: %d ok, %d failed), ETA %s", done, len(paths), offset, counts["ok"], counts["failed"], duration(progress.eta(done)))
         for key in GLOBAL_ATTRS:
             nc.setncattr(key, first.attrs[key])
         record = provenance(settings, seeds={"split": int(settings["seed"])}, batches=len(paths), batch_hash=canonical_hash(batch_records), sampling_config_hash=json.loads(first.attrs["provenance"])["config_hash"], model_hash=first.attrs.get("model_hash", ""))

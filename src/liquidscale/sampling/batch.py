@@ -7,6 +7,7 @@ profile accumulators, and the batch file with one row per run (failed runs keep 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ RHO_FORCE = "rho_force"
 RHO_FORCE_STDERR = "rho_force_stderr"
 POTENTIAL = "potential"
 T_KINETIC = "T_kinetic"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,7 @@ def run_batch(settings: Mapping[str, Any], table, batch: int, out: str | Path, m
     chem = chemistry(system, block)
     device = resolve_device(common["device"])
     n_molecules = int(rows["n_molecules"].iloc[0])
+    log.info("%s batch %d: runs %s, %d molecules each, on %s", system, batch, rows["run"].tolist(), n_molecules, device)
     symbols = list(chem.molecule_symbols) * n_molecules
     site_mask = np.tile(np.arange(len(chem.molecule_symbols)) == chem.site_index, n_molecules)
     box = np.array(s.box)
@@ -139,9 +143,9 @@ def run_batch(settings: Mapping[str, Any], table, batch: int, out: str | Path, m
     # thermalise first with 10x friction: the strain energy of the random packing is removed in
     # ~0.1/gamma instead of heating the replica; then equilibrate with the production friction
     engine.friction = 10.0 * block["friction"]
-    engine.run(common["equilibration_steps"] // 2)
+    engine.run(common["equilibration_steps"] // 2, phase="thermalisation")
     engine.friction = block["friction"]
-    engine.run(common["equilibration_steps"] - common["equilibration_steps"] // 2)
+    engine.run(common["equilibration_steps"] - common["equilibration_steps"] // 2, phase="equilibration")
     profiles = ProfileAccumulator(len(rows), s.box[2], block["bin_width"], common["production_steps"] // common["sample_every"], device=device)
     kinetic = np.zeros(len(rows))
 
@@ -149,10 +153,11 @@ def run_batch(settings: Mapping[str, Any], table, batch: int, out: str | Path, m
         profiles.sample(e)
         kinetic[e.ids.cpu().numpy()] += e.kinetic_temperature().cpu().numpy()
 
-    engine.run(common["production_steps"], sample, every=common["sample_every"])
+    engine.run(common["production_steps"], sample, every=common["sample_every"], phase="production")
     dataset = batch_dataset(settings, s, chem, rows, externals, engine, profiles, kinetic, model)
     with atomic_path(out) as tmp:
         dataset.to_netcdf(tmp)
+    log.info("%s batch %d: %d runs ok, %d failed -> %s", system, batch, len(rows) - len(engine.failures), len(engine.failures), out)
 
 
 def batch_dataset(settings, s: SystemSampling, chem: Chemistry, rows, externals, engine, profiles: ProfileAccumulator, kinetic_sum, model):

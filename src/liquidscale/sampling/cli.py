@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from ..cli import add_settings_arguments
-from ..errors import UserError
+from ..errors import damaged_input
 
 
 
@@ -50,11 +50,16 @@ def _batch(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from .batch import run_batch
+    from .statepoints import COLUMNS
 
     try:
         table = pd.read_csv(args.statepoints)
-    except (OSError, pd.errors.ParserError) as exc:
-        raise UserError(f"{args.statepoints}: cannot read the state-point table ({exc}); rerun the statepoints rule") from None
+        if list(table.columns) != list(COLUMNS) or table.isna().any().any():
+            raise ValueError("missing columns or incomplete rows")
+        if len(table) != args.settings["sampling"]["runs"]:  # cut between rows
+            raise ValueError(f"{len(table)} rows for sampling.runs = {args.settings['sampling']['runs']}")
+    except (OSError, ValueError) as exc:  # pandas' EmptyDataError and ParserError are ValueErrors
+        raise damaged_input(args.statepoints, "state-point table", "sampling_statepoints", exc) from None
     run_batch(args.settings, table, args.batch, args.out, model=args.model)
 
 
