@@ -38,8 +38,8 @@ def settings_of(stage, action=None):
 
 
 def gpu_count(device):
-    """The `gpu` resource of a rule whose config key `device` is `device`: one GPU for auto and cuda,
-    none for cpu, so that SLURM never holds a GPU (or a GPU partition's queue) for a CPU job."""
+    """The `gpu` resource for a stage's `device` setting. One GPU for auto and cuda, none for cpu,
+    so that SLURM never holds a GPU (or a GPU partition's queue) for a CPU job."""
     return 0 if device == "cpu" else 1
 
 
@@ -126,8 +126,6 @@ def sampling_model(wildcards):
 
 def sampling_model_arg(wildcards):
     return " ".join(f"--model {path}" for path in sampling_model(wildcards))
-
-
 
 
 # ---- analysis (thermodynamics from the functional) -------------------------------------------

@@ -27,7 +27,7 @@ class DeepMDPotential:
     """Energy and forces of B frames of the same atoms in orthorhombic periodic boxes (or none).
 
     ``precision`` float32 evaluates the networks in float32 (see :func:`_networks_in`); positions
-    are taken, and energies and forces returned, in that precision.
+    are taken and forces returned in that precision, energies stay DeePMD's float64 sums.
     """
 
     def __init__(self, model_path: str | Path, symbols: Sequence[str], device: str = "cpu", precision: str = "float64") -> None:
@@ -67,14 +67,14 @@ class DeepMDPotential:
         atom_types = self.atom_types.expand(batch, -1)
         if cell_lengths is None:
             out = self.model(positions, atom_types, box=None)
-            return out["energy"].reshape(batch).detach().to(self.dtype), out["force"].reshape(batch, n_atoms, 3).detach()
+            return out["energy"].reshape(batch).detach(), out["force"].reshape(batch, n_atoms, 3).detach()
         lengths = torch.as_tensor(cell_lengths, dtype=self.dtype, device=self.device).reshape(-1, 3).expand(batch, 3)
         extended, extended_types, nlist, mapping = self.neighbours.build(positions, atom_types, torch.diag_embed(lengths), self.cutoff, self.sel)
         out = self.model.forward_common_lower(extended, extended_types, nlist, mapping)
         # force on each extended atom [B, n_ext, 3]; a ghost's force acts on the local atom it images
         extended_forces = out["energy_derv_r"].reshape(batch, -1, 3).detach()
         forces = extended_forces.new_zeros(batch, n_atoms, 3).scatter_add(1, mapping[..., None].expand(-1, -1, 3), extended_forces)
-        return out["energy_redu"].reshape(batch).detach().to(self.dtype), forces
+        return out["energy_redu"].reshape(batch).detach(), forces
 
 
 def _networks_in(frozen, precision: str, device: str):
