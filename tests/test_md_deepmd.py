@@ -97,6 +97,23 @@ def test_engine_forces_equal_ase_deepmd_calculator(water_model):
     assert engine.energy[0].item() == pytest.approx(atoms.get_potential_energy(), abs=1e-8)
 
 
+def test_float32_networks_stay_close_to_float64(water_model):
+    """The precision option rebuilds the frozen model's networks in float32; forces move by far less
+    than a model's error (measured: 1e-6 of rms |F| for this model, bench_precision.py for the demo's)."""
+    from liquidscale.mlip.deepmd_potential import DeepMDPotential
+
+    symbols, positions = _water_box(8, 9.0, 1)
+    x, cell = torch.tensor(positions[None]), torch.full((1, 3), 9.0, dtype=torch.float64)
+    single = DeepMDPotential(water_model, symbols, precision="float32")
+    assert {p.dtype for p in single.model.parameters()} == {torch.float32}
+    energy32, forces32 = single(x.float(), cell.float())
+    energy64, forces64 = DeepMDPotential(water_model, symbols)(x, cell)
+    assert forces32.dtype == torch.float32
+    rms = forces64.pow(2).sum(-1).mean().sqrt()
+    assert 0 < (forces32.double() - forces64).norm(dim=-1).max() / rms < 1e-4
+    assert abs(energy32.item() - energy64.item()) / len(symbols) < 1e-6
+
+
 def test_water_batch_samples_oxygen_profiles(water_model, tmp_path):
     import pandas as pd
 

@@ -8,6 +8,7 @@ Budget: about 4 minutes of CPU on one core (8 min wall on the loaded shared mach
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -240,4 +241,7 @@ def test_two_iteration_loop_feeds_selected_labelled_frames_into_training(iterati
     assert set(metadata["training_data_hashes"]) == {"train", "iter000", "iter001"}
     assert [row["iteration"] for row in metadata["history"]] == [0, 1]
     assert (final / "model0.pth").is_file() and (final / "model1.pth").is_file() and (final / "convergence.png").is_file()
+    # where each job ran is recorded (CI has no GPU, so auto ran on the CPU)
+    assert [c["torch_device"] for c in metadata["training_compute"]] == ["cpu", "cpu"]
+    assert read_json(it1 / "explore/explore.json")["provenance"]["compute"] == {"torch_device": "cpu", "precision": "float64", "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")}
     assert config0["mlip"]["descriptor"] == config["mlip"]["descriptor"]

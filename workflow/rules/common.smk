@@ -49,6 +49,12 @@ def settings_of(stage, action):
     return settings
 
 
+def gpu_count(device):
+    """The `gpu` resource for a stage's `device` setting. One GPU for auto and cuda, none for cpu,
+    so that SLURM never holds a GPU (or a GPU partition's queue) for a CPU job."""
+    return 0 if device == "cpu" else 1
+
+
 # ---- mlip (concurrent learning) --------------------------------------------------------------
 def mlip_members():
     return list(range(config["mlip"]["ensemble_size"]))
@@ -132,11 +138,6 @@ def sampling_model(wildcards):
 
 def sampling_model_arg(wildcards):
     return " ".join(f"--model {path}" for path in sampling_model(wildcards))
-
-
-def sampling_gpus():
-    """Sampling jobs ask for a GPU unless the config pins them to the CPU."""
-    return 0 if config["sampling"]["device"] == "cpu" else 1
 
 
 # ---- analysis (thermodynamics from the functional) -------------------------------------------

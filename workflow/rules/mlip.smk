@@ -45,7 +45,7 @@ rule mlip_train:
         mem_mb=config["mlip"]["training"]["mem_mb"],
         runtime=config["mlip"]["training"]["runtime"],
         cpus_per_task=config["mlip"]["training"]["threads"],
-        gpu=1,
+        gpu=gpu_count(config["mlip"]["training"]["device"]),
     shell:
         "liquidscale mlip train --settings {params.settings:q} --iteration {wildcards.iteration} --member {wildcards.member}"
         " --data {input.data} {params.previous} --out {output} > {log} 2>&1"
@@ -91,7 +91,7 @@ rule mlip_explore:
         mem_mb=4000,
         runtime=config["mlip"]["explore"]["runtime"],
         cpus_per_task=config["mlip"]["explore"]["threads"],
-        gpu=1,
+        gpu=gpu_count(config["mlip"]["explore"]["device"]),
     shell:
         "liquidscale mlip explore --settings {params.settings:q} --iteration {wildcards.iteration} --models {input.models}"
         " --out {output} > {log} 2>&1"

@@ -42,7 +42,7 @@ rule sampling_batch:
         mem_mb=config["sampling"]["mem_mb"],
         runtime=config["sampling"]["runtime"],
         cpus_per_task=config["sampling"]["threads"],
-        gpu=sampling_gpus(),
+        gpu=gpu_count(config["sampling"]["device"]),
     shell:
         "OMP_NUM_THREADS={threads} liquidscale sampling batch --settings {params.settings:q}"
         " --statepoints {input.statepoints} --batch {wildcards.batch} {params.model} --out {output} > {log} 2>&1"

@@ -30,7 +30,8 @@ import numpy as np
 
 from ..external import BatchedExternal, ExternalPotential
 from ..logs import MDProgress
-from .potential import Potential, Units, check_box, minimum_image
+from .neighbours import batched_pairs
+from .potential import Potential, Units, check_box
 
 
 @dataclass(frozen=True)
@@ -196,8 +197,9 @@ class LangevinEngine:
         temperature_ratio = (self.kinetic_temperature() / self.temperature).tolist()
         # a runaway is far beyond the equilibrium spread of T_kin (relative std sqrt(2 / 3N))
         ratio_limit = self.checks.max_temperature_ratio + 5.0 * math.sqrt(2.0 / (3 * self.x.shape[1]))
-        finite = (self.x.isfinite().all(-1).all(-1) & self.v.isfinite().all(-1).all(-1) & self.energy.isfinite()).tolist()
-        closest = self._closest_foreign_distance().tolist()
+        finite_rows = self.x.isfinite().all(-1).all(-1) & self.v.isfinite().all(-1).all(-1) & self.energy.isfinite()
+        closest = self._closest_foreign_distance(finite_rows).tolist()
+        finite = finite_rows.tolist()
         for row, rid in enumerate(self.ids.tolist()):
             if not finite[row]:
                 found[rid] = f"non-finite positions, velocities or energy after {self.steps_done} steps"
@@ -213,19 +215,20 @@ class LangevinEngine:
             self._drop(found)
         return found
 
-    def _closest_foreign_distance(self) -> "torch.Tensor":
-        """Smallest distance between atoms of different molecules (any two atoms for atomic fluids) [B]."""
+    def _closest_foreign_distance(self, rows: "torch.Tensor") -> "torch.Tensor":
+        """Smallest distance between atoms of different molecules (any two atoms for atomic fluids) [B],
+        searched in the replicas ``rows`` selects (a bool mask) and only below ``checks.min_distance``:
+        inf where no such pair is closer. A neighbour list, so memory grows as B N, not B N^2."""
         torch = self.torch
-        x = torch.nan_to_num(self.x)
-        delta = minimum_image(x[:, :, None, :] - x[:, None, :, :], self.cell)
-        r2 = (delta * delta).sum(-1)
-        n = x.shape[1]
+        closest = torch.full((self.n_active,), math.inf, dtype=self.x.dtype, device=self.x.device)
+        if self.checks.min_distance <= 0 or not bool(rows.any()):
+            return closest
+        replica, i, j, distance = batched_pairs(self.x[rows], self.cell[rows], self.checks.min_distance)
         per_molecule = len(self.checks.molecule.symbols) if self.checks.molecule is not None else 1
         # atoms are stored molecule by molecule (template order), so the molecule of atom i is i // size
-        molecule_of = torch.arange(n, device=x.device) // per_molecule
-        same = molecule_of[:, None] == molecule_of[None, :]
-        r2 = r2.masked_fill(same, math.inf)
-        return r2.amin((1, 2)).sqrt()
+        foreign = i // per_molecule != j // per_molecule
+        closest[rows] = closest[rows].scatter_reduce(0, replica[foreign], distance[foreign], reduce="amin")
+        return closest
 
     def _dissociation(self, row: int) -> str:
         from ..molecules import group_molecules

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..errors import UserError
+from .neighbours import batched_pairs
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -70,8 +71,8 @@ class LennardJones:
 
     u(r) = 4 (r^-12 - r^-6) - u(r_c) for r < r_c, 0 beyond: continuous energy, forces truncated at r_c.
     Pairs come from a Verlet list (cutoff + ``skin``) over all replicas at once, rebuilt from the
-    all-pairs minimum-image distances whenever an atom has moved more than skin / 2 since the last
-    build; between builds each step costs O(B N n_neighbours) instead of O(B N^2).
+    cell-list search of ``liquidscale.md.neighbours`` whenever an atom has moved more than skin / 2
+    since the last build; building and stepping cost O(B N n_neighbours) time and memory, not O(B N^2).
     """
 
     type_map = ("X",)
@@ -94,10 +95,7 @@ class LennardJones:
                 moved = minimum_image(positions - x0, cell_lengths).norm(dim=-1).max()
                 if moved < 0.5 * self.skin:
                     return b, i, j
-        delta = minimum_image(positions[:, :, None, :] - positions[:, None, :, :], cell_lengths)
-        r2 = (delta * delta).sum(-1)
-        upper = torch.ones(r2.shape[1:], dtype=torch.bool, device=r2.device).triu(1)
-        b, i, j = torch.nonzero((r2 < (self.cutoff + self.skin) ** 2) & upper, as_tuple=True)
+        b, i, j, _ = batched_pairs(positions, cell_lengths, self.cutoff + self.skin)
         self._built = (positions.detach().clone(), cell_lengths.detach().clone(), b, i, j)
         return b, i, j
 

@@ -81,13 +81,18 @@ def _data(args) -> None:
 
 
 def _train(args) -> None:
+    import os
     import shutil
 
+    from ..device import device_record, resolve_device
     from ..io import atomic_path, provenance, read_json, write_json
     from . import data, training
 
     settings = args.settings
     mlip = settings["mlip"]
+    device = resolve_device(mlip["training"]["device"], "mlip.training.device")
+    if device == "cpu":
+        os.environ["DEVICE"] = "cpu"  # dp --pt otherwise takes any GPU it sees
     summary = read_json(Path(args.data) / "summary.json")
     seed = training.member_seed(settings["seed"], settings["system"], args.iteration, args.member)
     previous = Path(args.previous) if args.previous else None
@@ -114,7 +119,7 @@ def _train(args) -> None:
                 "seed": seed,
                 "train_hash": summary["train_hash"],
                 "reused_from": reused_from,
-                "provenance": provenance(settings, seeds={"model": seed}, inputs={"train": Path(args.data) / "train"}),
+                "provenance": provenance(settings, seeds={"model": seed}, inputs={"train": Path(args.data) / "train"}, compute=device_record(device)),
             },
         )
 
@@ -161,6 +166,7 @@ def _test(args) -> None:
 
 
 def _explore(args) -> None:
+    from ..device import device_record, resolve_device
     from ..io import atomic_path, provenance, write_json
     from ..molecules import get_molecule
     from . import exploration
@@ -170,13 +176,14 @@ def _explore(args) -> None:
     mlip, system = settings["mlip"], settings["system"]
     explore = mlip["explore"]
     _set_threads(explore["threads"])
+    device = resolve_device(explore["device"], "mlip.explore.device")
     molecule = get_molecule(system)
     symbols = list(molecule.symbols) * explore["molecules"]
-    models = [DeepMDPotential(Path(folder) / "model.pth", symbols) for folder in args.models]
+    models = [DeepMDPotential(Path(folder) / "model.pth", symbols, device, explore["precision"]) for folder in args.models]
     temperature_range = settings["system_settings"]["temperature_range"]
     sampling = settings["sampling"]
     replicas = exploration.state_points(system, explore, sampling, temperature_range, settings["seed"], args.iteration, models[0].cutoff)
-    symbols, trajectory, failures = exploration.run_exploration(models[0], molecule, replicas, explore, sampling[system])
+    symbols, trajectory, failures = exploration.run_exploration(models[0], molecule, replicas, explore, sampling[system], device)
     deviation, atom = exploration.frame_deviations(models, trajectory)
     with atomic_path(args.out) as tmp:
         tmp.mkdir()
@@ -187,7 +194,12 @@ def _explore(args) -> None:
                 "replicas": [exploration.replica_record(r) for r in replicas],
                 "failures": {str(k): v for k, v in failures.items()},
                 "missing_frames": exploration.expected_frames(explore) * len(replicas) - len(trajectory.positions),
-                "provenance": provenance(settings, seeds={"replicas": [r.seed for r in replicas]}, inputs={f"model{k}": Path(p) / "model.pth" for k, p in enumerate(args.models)}),
+                "provenance": provenance(
+                    settings,
+                    seeds={"replicas": [r.seed for r in replicas]},
+                    inputs={f"model{k}": Path(p) / "model.pth" for k, p in enumerate(args.models)},
+                    compute=device_record(device, explore["precision"]),
+                ),
             },
         )
 
@@ -253,6 +265,7 @@ def _final(args) -> None:
         "history": history,
         "converged": history[-1]["converged"],
         "versions": convergence.versions(),
+        "training_compute": [read_json(m / "member.json")["provenance"].get("compute") for m in members],
         "provenance": provenance(settings, inputs={f"model{k}": m / "model.pth" for k, m in enumerate(members)}),
     }
     convergence.write_table(history, out / "convergence.csv")

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError, damaged_input
-from ..molecules import minimum_image
 
 
 @dataclass(frozen=True)
@@ -112,15 +111,21 @@ def split_data(
 
 
 def neighbour_counts(frames: Frames, rcut: float, n_types: int) -> np.ndarray:
-    """Largest number of neighbours of each type within ``rcut`` of any atom over all frames, shape (n_types,)."""
+    """Largest number of neighbours of each type within ``rcut`` of any atom over all frames, shape (n_types,).
+
+    A periodic neighbour is counted once, at its nearest image (the cell-list search of
+    ``liquidscale.md.neighbours``: memory O(N) per frame, not the N x N distance matrix).
+    """
+    from ..md.neighbours import pairs_within
+
+    n_atoms = len(frames.atom_types)
     best = np.zeros(n_types, dtype=int)
     for f in range(len(frames.coords)):
-        cell = None if frames.cells is None else frames.cells[f]
-        x = frames.coords[f]
-        d = np.linalg.norm(minimum_image(x[:, None, :] - x[None, :, :], cell), axis=-1)
-        within = (d < rcut) & ~np.eye(len(x), dtype=bool)
-        for t in range(n_types):
-            best[t] = max(best[t], int(within[:, frames.atom_types == t].sum(axis=1).max(initial=0)))
+        i, j, _ = pairs_within(frames.coords[f], None if frames.cells is None else frames.cells[f], rcut)
+        per_atom = np.zeros((n_atoms, n_types), dtype=int)
+        np.add.at(per_atom, (i, frames.atom_types[j]), 1)
+        np.add.at(per_atom, (j, frames.atom_types[i]), 1)
+        best = np.maximum(best, per_atom.max(axis=0, initial=0))
     return best
 
 

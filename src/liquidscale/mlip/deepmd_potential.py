@@ -24,9 +24,13 @@ from ..errors import UserError, damaged_input
 
 
 class DeepMDPotential:
-    """Energy and forces of B frames of the same atoms in orthorhombic periodic boxes (or none)."""
+    """Energy and forces of B frames of the same atoms in orthorhombic periodic boxes (or none).
 
-    def __init__(self, model_path: str | Path, symbols: Sequence[str], device: str = "cpu") -> None:
+    ``precision`` float32 evaluates the networks in float32 (see :func:`_networks_in`); positions
+    are taken and forces returned in that precision, energies stay DeePMD's float64 sums.
+    """
+
+    def __init__(self, model_path: str | Path, symbols: Sequence[str], device: str = "cpu", precision: str = "float64") -> None:
         import torch
 
         import deepmd.pt.cxx_op  # noqa: F401  (registers the custom ops a frozen model may use)
@@ -42,6 +46,9 @@ class DeepMDPotential:
             # mlip_final writes final/model{m}.pth; mlip_train the folder iter{i}/model{m} that holds model.pth
             final = path.parent.name == "final"
             raise damaged_input(path, "frozen DeePMD model", "mlip_final" if final else "mlip_train", exc, None if final else path.parent) from None
+        self.dtype = getattr(torch, precision)
+        if precision != "float64":
+            self.model = _networks_in(self.model, precision, device)
         unknown = sorted(set(symbols) - set(self.type_map))
         if unknown:
             raise UserError(f"{path}: elements {unknown} are not in the model's type map {self.type_map}")
@@ -57,7 +64,7 @@ class DeepMDPotential:
         """Energies (B,) in eV and forces (B, N, 3) in eV/Å; ``cell_lengths`` None means no periodicity."""
         import torch
 
-        positions = torch.as_tensor(positions, dtype=torch.float64, device=self.device)
+        positions = torch.as_tensor(positions, dtype=self.dtype, device=self.device)
         if positions.ndim == 2:
             positions = positions[None]
         positions = positions.detach()
@@ -66,13 +73,34 @@ class DeepMDPotential:
         if cell_lengths is None:
             out = self.model(positions, atom_types, box=None)
             return out["energy"].reshape(batch).detach(), out["force"].reshape(batch, n_atoms, 3).detach()
-        lengths = torch.as_tensor(cell_lengths, dtype=torch.float64, device=self.device).reshape(-1, 3).expand(batch, 3)
+        lengths = torch.as_tensor(cell_lengths, dtype=self.dtype, device=self.device).reshape(-1, 3).expand(batch, 3)
         extended, extended_types, nlist, mapping = self.neighbours.build(positions, atom_types, torch.diag_embed(lengths), self.cutoff, self.sel)
         out = self.model.forward_common_lower(extended, extended_types, nlist, mapping)
         # force on each extended atom [B, n_ext, 3]; a ghost's force acts on the local atom it images
         extended_forces = out["energy_derv_r"].reshape(batch, -1, 3).detach()
         forces = extended_forces.new_zeros(batch, n_atoms, 3).scatter_add(1, mapping[..., None].expand(-1, -1, 3), extended_forces)
         return out["energy_redu"].reshape(batch).detach(), forces
+
+
+def _networks_in(frozen, precision: str, device: str):
+    """The frozen model rebuilt with its descriptor and fitting networks in ``precision`` (DeePMD's own
+    ``precision`` option, which a frozen model fixes at training time): same weights, rounded.
+
+    As in a model trained that way, coordinates, the environment matrix and the summed energy stay in
+    DeePMD's global float64; the networks, nearly all of the cost, run in ``precision``.
+    """
+    import json
+
+    import torch
+    from deepmd.pt.model.model import get_model
+
+    params = json.loads(frozen.get_model_def_script())
+    for part in ("descriptor", "fitting_net"):
+        params[part]["precision"] = precision
+    model = get_model(params)
+    target = model.state_dict()
+    model.load_state_dict({name: value.to(target[name].dtype) for name, value in frozen.state_dict().items()})
+    return torch.jit.script(model.to(device).eval())
 
 
 def ensemble_forces(models: Sequence[DeepMDPotential], positions, cell_lengths=None) -> np.ndarray:

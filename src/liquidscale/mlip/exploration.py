@@ -102,9 +102,12 @@ class Trajectory:
             self.step.append(engine.steps_done)
 
 
-def run_exploration(potential, molecule: Molecule, replicas: Sequence[Replica], explore: Mapping[str, Any], sampling_block: Mapping[str, Any], minimise_steps: int = 20):
+def run_exploration(
+    potential, molecule: Molecule, replicas: Sequence[Replica], explore: Mapping[str, Any], sampling_block: Mapping[str, Any], device: str = "cpu", minimise_steps: int = 20
+):
     """Place molecules as the sampling stage does, minimise briefly, then run Langevin MD of all replicas
-    in one batch; returns the symbols, the trajectory and the failed replicas with their reasons."""
+    in one batch on ``device`` (the potential's) in ``explore['precision']``; returns the symbols, the
+    trajectory and the failed replicas with their reasons."""
     from ..md.engine import FailureChecks, LangevinEngine
     from ..md.potential import METAL
     from ..sampling.initial import place_molecules
@@ -134,6 +137,8 @@ def run_exploration(potential, molecule: Molecule, replicas: Sequence[Replica], 
         externals=[r.external for r in replicas],
         checks=FailureChecks(min_distance=sampling_block["min_distance"], molecule=molecule),
         md_wall_softness=sampling_block["md_wall_softness"],
+        device=device,
+        dtype=explore["precision"],
     )
     engine.minimise(minimise_steps, max_displacement=0.01)  # removes the grid's closest contacts only
     trajectory = Trajectory([], [], [], [])

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import dataset as ds_names
+from ..device import device_record, resolve_device
 from ..errors import UserError
 from ..io import atomic_path, file_hash, provenance
 from ..md.engine import FailureChecks, LangevinEngine
@@ -65,7 +66,7 @@ def chemistry(system: str, block: Mapping[str, Any]) -> Chemistry:
     return Chemistry(tuple(molecule.symbols), geometry - geometry[index], masses, index, site, METAL, molecule)
 
 
-def make_potential(system: str, block: Mapping[str, Any], symbols: list[str], model: str | Path | None, device: str):
+def make_potential(system: str, block: Mapping[str, Any], symbols: list[str], model: str | Path | None, device: str, precision: str):
     if system == "lj":
         from ..md.potential import LennardJones
 
@@ -74,17 +75,7 @@ def make_potential(system: str, block: Mapping[str, Any], symbols: list[str], mo
         raise UserError(f"system '{system}' needs a DeePMD model (--model, the mlip stage's final model)")
     from ..mlip.deepmd_potential import DeepMDPotential
 
-    return DeepMDPotential(model, symbols, device=device)
-
-
-def resolve_device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise UserError("config key 'sampling.device': 'cuda' requested but torch sees no GPU")
-    return device
+    return DeepMDPotential(model, symbols, device=device, precision=precision)
 
 
 def run_batch(settings: Mapping[str, Any], table, batch: int, out: str | Path, model: str | Path | None = None) -> None:
@@ -100,7 +91,7 @@ def run_batch(settings: Mapping[str, Any], table, batch: int, out: str | Path, m
     if rows.empty:
         raise UserError(f"batch {batch} is not in the state-point table (it has {table['batch'].nunique()} batches)")
     chem = chemistry(system, block)
-    device = resolve_device(common["device"])
+    device = resolve_device(common["device"], "sampling.device")
     n_molecules = int(rows["n_molecules"].iloc[0])
     log.info("%s batch %d: runs %s, %d molecules each, on %s", system, batch, rows["run"].tolist(), n_molecules, device)
     symbols = list(chem.molecule_symbols) * n_molecules
@@ -122,7 +113,7 @@ def run_batch(settings: Mapping[str, Any], table, batch: int, out: str | Path, m
         ]
     )
     engine = LangevinEngine(
-        make_potential(system, block, symbols, model, device),
+        make_potential(system, block, symbols, model, device, common["precision"]),
         symbols,
         np.tile(chem.masses, n_molecules),
         site_mask,
@@ -138,6 +129,7 @@ def run_batch(settings: Mapping[str, Any], table, batch: int, out: str | Path, m
         md_wall_height=common["md_wall_height"],
         md_wall_softness=block["md_wall_softness"],
         device=device,
+        dtype=common["precision"],
     )
     engine.minimise(common["minimisation_steps"], block["max_displacement"])
     # thermalise first with 10x friction: the strain energy of the random packing is removed in
@@ -203,6 +195,7 @@ def batch_dataset(settings, s: SystemSampling, chem: Chemistry, rows, externals,
         steps=steps,
         timestep=settings["sampling"][s.system]["timestep"],
         units=chem.units.name,
+        compute=device_record(engine.x.device.type, common["precision"]),
     )
     return xr.Dataset(
         data,
