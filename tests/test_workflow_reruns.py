@@ -127,6 +127,72 @@ def test_cdft_hyperparameter_reruns_only_cdft_and_analysis(campaign, tmp_path):
     assert "cdft" in stages
 
 
+def _batches_per_system(runs: int) -> int:
+    per_job = REDUCED_CONFIG["sampling"]["replicas_per_job"]
+    return -(-runs // per_job)
+
+
+def test_more_runs_add_batches_and_rerun_none(campaign, tmp_path):
+    """4 -> 7 runs (2 per job): batches 2 and 3 are new, batches 0 and 1 keep their results."""
+    _require_stage(campaign, "sampling")
+    workdir, _, targets = campaign
+    runs = REDUCED_CONFIG["sampling"]["runs"] + 3
+    plan = _plan_after_change(campaign, "sampling.runs", runs, tmp_path)
+    sampled = [s for s in REDUCED_CONFIG["systems"] if s in ("water", "co2", "lj")]
+    new_batches = _batches_per_system(runs) - _batches_per_system(REDUCED_CONFIG["sampling"]["runs"])
+    assert plan["sampling_batch"] == new_batches * len(sampled), f"finished batches were planned again: {dict(plan)}"
+    assert not [rule for rule in plan if rule.split("_")[0] in {"reference", "mlip"}], sorted(plan)
+
+
+def test_partial_last_batch_reruns_when_it_grows(campaign, tmp_path):
+    """4 -> 5 runs adds a one-replica batch; 5 -> 6 fills it: only that batch's content changes."""
+    _require_stage(campaign, "sampling")
+    workdir, _, targets = campaign
+    five = write_config(tmp_path / "five", _with(REDUCED_CONFIG, "sampling.runs", 5))
+    _touch_complete(workdir, five, targets)
+    try:
+        six = write_config(tmp_path / "six", _with(REDUCED_CONFIG, "sampling.runs", 6))
+        plan = planned_jobs(workdir, six, targets)
+        sampled = [s for s in REDUCED_CONFIG["systems"] if s in ("water", "co2", "lj")]
+        assert plan["sampling_batch"] == len(sampled), f"only the grown last batch may rerun: {dict(plan)}"
+    finally:
+        # leave the module's campaign as the reduced config has it (4 runs) for the other tests
+        _touch_complete(workdir, write_config(tmp_path / "four", REDUCED_CONFIG), targets)
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("sampling.threads", 2),
+        ("sampling.runtime", 999),
+        ("sampling.mem_mb", 1234),
+        ("mlip.training.threads", 2),
+        ("mlip.training.runtime", 999),
+        ("mlip.training.mem_mb", 1234),
+        ("mlip.explore.threads", 2),
+        ("mlip.explore.runtime", 999),
+        ("reference.threads", 2),
+        ("reference.runtime", 999),
+        ("reference.mem_mb", 1234),
+        ("cdft.threads", 2),
+        ("cdft.runtime", 999),
+        ("cdft.mem_mb", 1234),
+    ],
+)
+def test_resources_rerun_nothing(campaign, tmp_path, key, value):
+    """Threads, wall time and memory decide what SLURM grants, not a result: a finished campaign stays finished."""
+    from liquidscale.config import _resolve, load_schema
+
+    schema = load_schema()
+    node = schema
+    for part in key.split("."):
+        node = _resolve(node, schema).get("properties", {}).get(part)
+        if node is None:
+            pytest.skip(f"config key '{key}' is not in the schema")
+    plan = _plan_after_change(campaign, key, value, tmp_path)
+    assert not plan, f"changing {key} reran {dict(plan)}"
+
+
 def test_until_profiles_stops_there(tmp_path):
     configfile = write_config(tmp_path, REDUCED_CONFIG)
     targets = existing_stage_targets(configfile, tmp_path / "work")

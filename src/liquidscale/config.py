@@ -180,8 +180,8 @@ ACTION_SETTINGS = {
 
 
 # Job resources: they set what SLURM grants, never a result, so they stay out of rule params (a longer
-# runtime must not retrain a model). Threads stay in: thread count can change floating-point results.
-RESOURCE_KEYS = frozenset({"mem_mb", "runtime"})
+# runtime must not retrain a model, more threads must not resample). Rules pass threads as --threads.
+RESOURCE_KEYS = frozenset({"mem_mb", "runtime", "threads"})
 
 
 def _without_resources(node: Any) -> Any:

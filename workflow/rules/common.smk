@@ -37,6 +37,16 @@ def settings_of(stage, action=None):
     return settings
 
 
+def runtime_by_attempt(minutes):
+    """A `runtime` resource that grows with Snakemake's attempt: a job retried after hitting the wall time
+    gets minutes x attempt, and resumes from its checkpoint instead of starting over."""
+
+    def runtime(wildcards, attempt):
+        return minutes * attempt
+
+    return runtime
+
+
 # ---- mlip (concurrent learning) --------------------------------------------------------------
 def mlip_members():
     return list(range(config["mlip"]["ensemble_size"]))
@@ -105,6 +115,14 @@ def sampling_batches():
     """Batch indices of every sampled system: ceil(sampling.runs / sampling.replicas_per_job)."""
     runs, per_job = config["sampling"]["runs"], config["sampling"]["replicas_per_job"]
     return [f"{b:04d}" for b in range(-(-runs // per_job))]
+
+
+def sampling_batch_settings(wildcards):
+    """One batch's --settings JSON and params: without sampling.runs, so more runs rerun no finished batch."""
+    from liquidscale.sampling.statepoints import batch_settings
+
+    settings = batch_settings(rule_settings(config, wildcards.system, "sampling"), int(wildcards.batch))
+    return json.dumps(settings, sort_keys=True)
 
 
 def sampling_batch_files(wildcards):

@@ -24,6 +24,7 @@ def register(subparsers) -> None:
         sub.add_argument("--settings", required=True, type=settings_json, help="JSON from stage_settings(config, system, 'mlip')")
         sub.add_argument("--iteration", type=int, default=0, help="concurrent-learning iteration")
         sub.add_argument("--out", required=True, help="output file or folder")
+        sub.add_argument("--threads", type=int, default=1, help="CPU threads (a job resource: not in --settings)")
         sub.set_defaults(func=func)
         return sub
 
@@ -102,7 +103,7 @@ def _train(args) -> None:
             train_dirs = [str(p.resolve()) for p in data.system_folders([Path(args.data) / "train"])]
             sel = training.resolve_sel(mlip["descriptor"]["type"], mlip["descriptor"]["sel"], summary["sel_auto"], len(summary["type_map"]))
             write_json(tmp / "input.json", training.training_input(mlip, summary["type_map"], sel, train_dirs, seed))
-            training.train_and_freeze(tmp / "input.json", tmp, mlip["training"]["threads"])
+            training.train_and_freeze(tmp / "input.json", tmp, args.threads)
             for leftover in list(tmp.glob("model.ckpt*")) + [tmp / "checkpoint"]:
                 leftover.unlink(missing_ok=True)
             reused_from = None
@@ -127,12 +128,11 @@ def _test(args) -> None:
     from . import training
 
     settings = args.settings
-    threads = settings["mlip"]["training"]["threads"]
     test_dir = Path(args.data) / "test"
     members = []
     for folder in map(Path, args.models):
         with tempfile.TemporaryDirectory() as workdir:
-            held_out = training.dp_test(folder / "model.pth", test_dir, Path(workdir), threads)
+            held_out = training.dp_test(folder / "model.pth", test_dir, Path(workdir), args.threads)
         curve = training.read_lcurve(folder / "lcurve.out")
         members.append(
             {
@@ -167,7 +167,7 @@ def _explore(args) -> None:
     settings = args.settings
     mlip, system = settings["mlip"], settings["system"]
     explore = mlip["explore"]
-    _set_threads(explore["threads"])
+    _set_threads(args.threads)
     molecule = get_molecule(system)
     symbols = list(molecule.symbols) * explore["molecules"]
     models = [DeepMDPotential(Path(folder) / "model.pth", symbols) for folder in args.models]

@@ -84,14 +84,14 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def run_batch(settings: Mapping[str, Any], table, batch: int, out: str | Path, model: str | Path | None = None) -> None:
+def run_batch(settings: Mapping[str, Any], table, batch: int, out: str | Path, model: str | Path | None = None, threads: int = 1) -> None:
     """Run batch ``batch`` of the state-point ``table`` and write its netCDF to ``out``."""
     import torch
 
     common = settings["sampling"]
     system = settings["system"]
     block = common[system]
-    torch.set_num_threads(int(common["threads"]))
+    torch.set_num_threads(threads)
     s = system_sampling(settings)
     rows = table[table["batch"] == batch].sort_values("replica")
     if rows.empty:

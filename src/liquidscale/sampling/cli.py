@@ -11,7 +11,6 @@ from ..cli import settings_json
 from ..errors import UserError
 
 
-
 def register(subparsers) -> None:
     parser = subparsers.add_parser("sampling", help="MD runs under random planar external potentials and their profile datasets")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -22,10 +21,9 @@ def register(subparsers) -> None:
     table.set_defaults(func=_statepoints)
 
     batch = actions.add_parser("batch", help="run one job of B replicas and write its netCDF")
-    batch.add_argument("--settings", required=True, type=settings_json, help="JSON of stage_settings(config, system, 'sampling')")
-    batch.add_argument("--statepoints", required=True, help="the state-point CSV")
-    batch.add_argument("--batch", required=True, type=int, help="batch index")
+    batch.add_argument("--settings", required=True, type=settings_json, help="JSON of batch_settings(stage_settings(config, system, 'sampling'), batch)")
     batch.add_argument("--model", default=None, help="frozen DeePMD model (water, co2)")
+    batch.add_argument("--threads", type=int, default=1, help="torch threads (results do not depend on it)")
     batch.add_argument("--out", required=True, help="batch netCDF path")
     batch.set_defaults(func=_batch)
 
@@ -47,15 +45,12 @@ def _statepoints(args: argparse.Namespace) -> None:
 
 
 def _batch(args: argparse.Namespace) -> None:
-    import pandas as pd
-
     from .batch import run_batch
+    from .statepoints import batch_table
 
-    try:
-        table = pd.read_csv(args.statepoints)
-    except (OSError, pd.errors.ParserError) as exc:
-        raise UserError(f"{args.statepoints}: cannot read the state-point table ({exc}); rerun the statepoints rule") from None
-    run_batch(args.settings, table, args.batch, args.out, model=args.model)
+    if "batch" not in args.settings:
+        raise UserError("--settings: not the settings of one batch (liquidscale.sampling.statepoints.batch_settings)")
+    run_batch(args.settings, batch_table(args.settings), args.settings["batch"]["index"], args.out, model=args.model, threads=args.threads)
 
 
 def _aggregate(args: argparse.Namespace) -> None:
