@@ -45,7 +45,7 @@ def test_a_batch_depends_on_its_own_runs_only():
     full = statepoint_table(system_sampling(grown))
     for batch in range(5):
         job = batch_settings(grown, batch)
-        assert "runs" not in job["sampling"]
+        assert "runs" not in job["sampling"] and "water" not in job["sampling"] and "lj" in job["sampling"]
         pd.testing.assert_frame_equal(batch_table(job), full[full["batch"] == batch])
         if batch < 2:
             assert batch_settings(small, batch) == job, f"complete batch {batch} changed its settings"

@@ -179,9 +179,10 @@ ACTION_SETTINGS = {
 }
 
 
-# Job resources: they set what SLURM grants, never a result, so they stay out of rule params (a longer
-# runtime must not retrain a model, more threads must not resample). Rules pass threads as --threads.
-RESOURCE_KEYS = frozenset({"mem_mb", "runtime", "threads"})
+# Job resources: they set what SLURM grants or how often a job checkpoints, never a result, so they stay
+# out of rule params (a longer runtime must not retrain a model, more threads must not resample). Rules
+# pass them as command-line options (--threads, --checkpoint-minutes).
+RESOURCE_KEYS = frozenset({"mem_mb", "runtime", "threads", "checkpoint_minutes"})
 
 
 def _without_resources(node: Any) -> Any:

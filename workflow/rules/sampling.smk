@@ -46,7 +46,7 @@ rule sampling_batch:
         gpu=sampling_gpus(),
     shell:
         "OMP_NUM_THREADS={threads} liquidscale sampling batch --settings {params.settings:q}"
-        " --threads {threads} {params.model} --out {output} > {log} 2>&1"
+        " --threads {threads} --checkpoint-minutes {config[sampling][checkpoint_minutes]} {params.model} --out {output} > {log} 2>&1"
 
 
 rule profiles_aggregate:

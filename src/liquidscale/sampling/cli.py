@@ -24,6 +24,7 @@ def register(subparsers) -> None:
     batch.add_argument("--settings", required=True, type=settings_json, help="JSON of batch_settings(stage_settings(config, system, 'sampling'), batch)")
     batch.add_argument("--model", default=None, help="frozen DeePMD model (water, co2)")
     batch.add_argument("--threads", type=int, default=1, help="torch threads (results do not depend on it)")
+    batch.add_argument("--checkpoint-minutes", type=float, default=10.0, help="save the job's state beside --out this often (0: as often as possible); a rerun continues from it")
     batch.add_argument("--out", required=True, help="batch netCDF path")
     batch.set_defaults(func=_batch)
 
@@ -50,7 +51,7 @@ def _batch(args: argparse.Namespace) -> None:
 
     if "batch" not in args.settings:
         raise UserError("--settings: not the settings of one batch (liquidscale.sampling.statepoints.batch_settings)")
-    run_batch(args.settings, batch_table(args.settings), args.settings["batch"]["index"], args.out, model=args.model, threads=args.threads)
+    run_batch(args.settings, batch_table(args.settings), args.settings["batch"]["index"], args.out, model=args.model, threads=args.threads, checkpoint_minutes=args.checkpoint_minutes)
 
 
 def _aggregate(args: argparse.Namespace) -> None:

@@ -19,6 +19,8 @@ import numpy as np
 from ..errors import UserError
 from ..external import ExternalPotential, RandomPotentialSettings, random_potential
 
+# systems with a ``sampling.<system>`` block
+SAMPLED_SYSTEMS = ("water", "co2", "lj")
 COLUMNS = ("run", "batch", "replica", "T", "n_molecules", "box_x", "box_y", "box_z", "layout", "slab_width", "potential_seed", "thermostat_seed")
 
 
@@ -104,12 +106,13 @@ def batch_settings(settings: Mapping[str, Any], batch: int) -> dict[str, Any]:
 
     A batch's state points depend on the seed, its index and its size only (not on the runs after it), so
     these settings, the job's params, stay the same when ``sampling.runs`` grows: finished batches do not
-    rerun, and only a partial last batch that gains replicas does.
+    rerun, and only a partial last batch that gains replicas does. Other systems' blocks are left out too.
     """
     s = system_sampling(settings)
     if not 0 <= batch < s.n_batches:
         raise UserError(f"batch {batch} does not exist: config key 'sampling.runs' gives {s.n_batches} batches")
-    sampling = {key: value for key, value in settings["sampling"].items() if key != "runs"}
+    other_systems = set(SAMPLED_SYSTEMS) - {settings["system"]}
+    sampling = {key: value for key, value in settings["sampling"].items() if key != "runs" and key not in other_systems}
     replicas = min(s.replicas_per_job, s.runs - batch * s.replicas_per_job)
     return {**settings, "sampling": sampling, "batch": {"index": batch, "replicas": replicas}}
 
