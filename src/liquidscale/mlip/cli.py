@@ -84,7 +84,7 @@ def _data(args) -> None:
 def _train(args) -> None:
     import shutil
 
-    from ..io import atomic_path, provenance, read_json, write_json
+    from ..io import atomic_path, canonical_hash, provenance, read_json, write_json
     from . import data, training
 
     settings = args.settings
@@ -92,6 +92,7 @@ def _train(args) -> None:
     summary = read_json(Path(args.data) / "summary.json")
     seed = training.member_seed(settings["seed"], settings["system"], args.iteration, args.member)
     previous = Path(args.previous) if args.previous else None
+    workdir = training.training_folder(args.out)
     with atomic_path(args.out) as tmp:
         tmp.mkdir()
         if previous is not None and read_json(previous / "member.json")["train_hash"] == summary["train_hash"]:
@@ -102,10 +103,14 @@ def _train(args) -> None:
         else:
             train_dirs = [str(p.resolve()) for p in data.system_folders([Path(args.data) / "train"])]
             sel = training.resolve_sel(mlip["descriptor"]["type"], mlip["descriptor"]["sel"], summary["sel_auto"], len(summary["type_map"]))
-            write_json(tmp / "input.json", training.training_input(mlip, summary["type_map"], sel, train_dirs, seed))
-            training.train_and_freeze(tmp / "input.json", tmp, args.threads)
-            for leftover in list(tmp.glob("model.ckpt*")) + [tmp / "checkpoint"]:
-                leftover.unlink(missing_ok=True)
+            dp_input = training.training_input(mlip, summary["type_map"], sel, train_dirs, seed)
+            # trained beside the output, not in the temporary folder: a killed job's retry continues from
+            # DeePMD's last checkpoint there (dp --pt train --restart)
+            restart = training.resume_training(workdir, canonical_hash({"input": dp_input, "train_hash": summary["train_hash"]}))
+            write_json(workdir / "input.json", dp_input)
+            training.train_and_freeze(workdir / "input.json", workdir, args.threads, restart)
+            for name in ("model.pth", "lcurve.out", "input.json"):
+                shutil.copy2(workdir / name, tmp / name)
             reused_from = None
         write_json(
             tmp / "member.json",
@@ -117,6 +122,7 @@ def _train(args) -> None:
                 "provenance": provenance(settings, seeds={"model": seed}, inputs={"train": Path(args.data) / "train"}),
             },
         )
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _test(args) -> None:
