@@ -166,6 +166,7 @@ def test_partial_last_batch_reruns_when_it_grows(campaign, tmp_path):
         ("sampling.threads", 2),
         ("sampling.runtime", 999),
         ("sampling.mem_mb", 1234),
+        ("sampling.checkpoint_minutes", 1),
         ("mlip.training.threads", 2),
         ("mlip.training.runtime", 999),
         ("mlip.training.mem_mb", 1234),

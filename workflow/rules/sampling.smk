@@ -44,9 +44,10 @@ rule sampling_batch:
         runtime=runtime_by_attempt(config["sampling"]["runtime"]),
         cpus_per_task=config["sampling"]["threads"],
         gpu=sampling_gpus(),
+        checkpoint_minutes=config["sampling"]["checkpoint_minutes"],
     shell:
         "OMP_NUM_THREADS={threads} liquidscale sampling batch --settings {params.settings:q}"
-        " --threads {threads} --checkpoint-minutes {config[sampling][checkpoint_minutes]} {params.model} --out {output} > {log} 2>&1"
+        " --threads {threads} --checkpoint-minutes {resources.checkpoint_minutes} {params.model} --out {output} > {log} 2>&1"
 
 
 rule profiles_aggregate:

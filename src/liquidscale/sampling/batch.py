@@ -22,8 +22,8 @@ from ..config import RESOURCE_KEYS
 from ..io import atomic_path, canonical_hash, file_hash, provenance
 from ..md.engine import FailureChecks, LangevinEngine
 from ..md.potential import METAL, REDUCED, Units
-from .initial import place_molecules
 from .checkpoint import Checkpoint
+from .initial import place_molecules
 from .profiles import ProfileAccumulator
 from .statepoints import SystemSampling, derived_seed, system_sampling
 
@@ -154,6 +154,8 @@ def run_batch(
         profiles.sample(e)
         kinetic[e.ids.cpu().numpy()] += e.kinetic_temperature().cpu().numpy()
 
+    phases = md_phases(common, block)
+    total = sum(phase.steps for phase in phases)
     checkpoint = Checkpoint(checkpoint_path(out), batch_fingerprint(settings, rows, model), checkpoint_minutes)
     state = checkpoint.load()
     if state is None:
@@ -164,12 +166,11 @@ def run_batch(
         profiles.load_state_dict(state["profiles"])
         kinetic[:] = state["kinetic"].numpy()
         done = int(state["done"])
-        log.info("%s: resuming after MD step %d of %d", checkpoint.path, done, sum(phase.steps for phase in md_phases(common, block)))
+        log.info("%s: resuming after MD step %d of %d", checkpoint.path, done, total)
     # chunks a multiple of the check and sample intervals: running chunk by chunk checks, samples and
     # draws exactly as one uninterrupted run does, so a checkpoint between chunks changes no result
     chunk = math.lcm(common["check_every"], common["sample_every"])
-    phases = md_phases(common, block)
-    start, total = 0, sum(phase.steps for phase in phases)
+    start = 0
     for phase in phases:
         engine.friction = phase.friction
         end = start + phase.steps
