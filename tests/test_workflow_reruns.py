@@ -11,6 +11,7 @@ outputs). Budget: ~1.5 min on 2 cores (two real reference runs of ~25 s, dry run
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 from pathlib import Path
 
@@ -192,6 +193,21 @@ def test_resources_rerun_nothing(campaign, tmp_path, key, value):
             pytest.skip(f"config key '{key}' is not in the schema")
     plan = _plan_after_change(campaign, key, value, tmp_path)
     assert not plan, f"changing {key} reran {dict(plan)}"
+
+
+def test_a_retried_job_gets_runtime_times_attempt(campaign, tmp_path):
+    """A job that fails (here: a water batch with the campaign's empty placeholder model) is retried with
+    runtime x attempt, so a job killed at its wall time gets longer the next time (and resumes)."""
+    _require_stage(campaign, "sampling")
+    workdir, configfile, _ = campaign
+    copy = tmp_path / "work"
+    shutil.copytree(workdir, copy, symlinks=True)
+    result = snakemake(copy, configfile, ["--cores", "1", "--retries", "1", "--forcerun", "sampling_batch", "results/water/sampling/batch0000.nc"], timeout=300)
+    assert result.returncode != 0, "the batch cannot run with an empty model file"
+    output = result.stdout + result.stderr
+    runtimes = [int(m) for m in re.findall(r"rule sampling_batch:\n(?:    .*\n)*?    resources: .*?runtime=(\d+)", output)]
+    minutes = REDUCED_CONFIG["sampling"]["runtime"]
+    assert runtimes == [minutes, 2 * minutes], output[-3000:]
 
 
 def test_until_profiles_stops_there(tmp_path):
