@@ -247,8 +247,8 @@ def test_second_reference_run_does_nothing(reference_runs):
 
 def test_same_config_gives_identical_outputs(reference_runs):
     """Compared: every file under results/ (reference: deepmd/npy energies, forces, coordinates, type maps,
-    the generated clusters, summary.csv minus its wall-time column, failures.csv; lj: the state-point table,
-    every sampling batch and the profile dataset profiles.nc, value for value), byte for byte or, for netCDF,
+    the generated clusters, summary.csv minus its wall-time column, failures.csv; lj: every sampling
+    batch (each derives its own state points) and the profile dataset profiles.nc, value for value), byte for byte or, for netCDF,
     every variable's values. Not compared: provenance.json and netCDF attributes (git commit, times),
     labels.extxyz (per-frame wall time)."""
     first, second, configfile = reference_runs
