@@ -78,8 +78,9 @@ def rule_commands(tmp_path_factory) -> dict[Path, list[list[str]]]:
 def _by_hand(argv: list[str], configfile: Path) -> list[str]:
     """The rule's command with ``--settings JSON`` replaced by ``--configfile FILE --system NAME``."""
     k = argv.index("--settings")
-    system = json.loads(argv[k + 1])["system"]
-    return [*argv[:k], "--configfile", str(configfile), "--system", system, *argv[k + 2 :]]
+    settings = json.loads(argv[k + 1])
+    batch = ["--batch", str(settings["batch"]["index"])] if "batch" in settings else []  # a sampling job's index
+    return [*argv[:k], "--configfile", str(configfile), "--system", settings["system"], *batch, *argv[k + 2 :]]
 
 
 def test_every_stage_action_builds_the_rules_settings_from_the_config_file(rule_commands):
@@ -122,10 +123,16 @@ def test_settings_and_configfile_exclude_each_other(capsys):
     assert "not allowed with argument" in capsys.readouterr().err
 
 
+def torch_sees_a_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 # ---- the rerun line of a failed job ---------------------------------------------------------------
 def _failing_batch(settings: dict, tmp_path: Path) -> list[str]:
-    missing = tmp_path / "no_statepoints.csv"
-    return ["sampling", "batch", "--settings", json.dumps(settings), "--statepoints", str(missing), "--batch", "0", "--out", str(tmp_path / "b.nc")]
+    missing = tmp_path / "no_model.pth"
+    return ["sampling", "batch", "--settings", json.dumps(settings), "--model", str(missing), "--out", str(tmp_path / "b.nc")]
 
 
 def _rerun_line(stderr: str) -> list[str]:
@@ -136,15 +143,15 @@ def _rerun_line(stderr: str) -> list[str]:
 
 def test_failed_job_prints_the_command_that_reruns_it(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv(WORKFLOW_CONFIGFILES_ENV, json.dumps([str(DEMO)]))
-    settings = command_settings(effective_config([str(DEMO)]), "water", "sampling", "batch")
+    settings = command_settings(effective_config([str(DEMO)]), "water", "sampling", "batch", batch=0)
     assert main(_failing_batch(settings, tmp_path)) == 2
     err = capsys.readouterr().err
     error_line = err.splitlines()[0]
-    assert "no_statepoints.csv: state-point table not found" in error_line
+    assert "no_model.pth: frozen DeePMD model not found" in error_line
     rerun = _rerun_line(err)
     assert rerun[:3] == ["liquidscale", "sampling", "batch"] and rerun[3] == "--configfile" and rerun[5:7] == ["--system", "water"]
     assert Path(rerun[4]).resolve() == DEMO
-    assert "--settings" not in rerun and "--statepoints" in rerun
+    assert "--settings" not in rerun and "--model" in rerun and rerun[7:9] == ["--batch", "0"]
     # the printed command is the job again: the same failure, now without a rerun hint (it was run by hand)
     monkeypatch.delenv(WORKFLOW_CONFIGFILES_ENV)
     assert main(rerun[1:]) == 2
@@ -155,7 +162,7 @@ def test_failed_job_prints_the_command_that_reruns_it(tmp_path, monkeypatch, cap
 def test_rerun_line_passes_json_when_the_files_give_other_settings(tmp_path, monkeypatch, capsys):
     """A ``snakemake --config`` override lives in no config file: the line then carries the job's settings."""
     monkeypatch.setenv(WORKFLOW_CONFIGFILES_ENV, json.dumps([str(DEMO)]))
-    settings = command_settings(effective_config([str(DEMO)]), "water", "sampling", "batch")
+    settings = command_settings(effective_config([str(DEMO)]), "water", "sampling", "batch", batch=0)
     settings["seed"] += 1
     assert main(_failing_batch(settings, tmp_path)) == 2
     rerun = _rerun_line(capsys.readouterr().err)
@@ -165,23 +172,23 @@ def test_rerun_line_passes_json_when_the_files_give_other_settings(tmp_path, mon
 
 def test_no_rerun_line_outside_a_workflow_job(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv(WORKFLOW_CONFIGFILES_ENV, raising=False)
-    settings = command_settings(effective_config([str(DEMO)]), "water", "sampling", "batch")
+    settings = command_settings(effective_config([str(DEMO)]), "water", "sampling", "batch", batch=0)
     assert main(_failing_batch(settings, tmp_path)) == 2
     assert "rerun by hand" not in capsys.readouterr().err
 
 
 @pytest.mark.workflow
 def test_failed_workflow_job_log_holds_a_working_rerun_line(tmp_path):
-    """A real Snakemake job fails (damaged state-point table); its log's rerun line reruns exactly that job."""
+    """A real Snakemake job fails (it requires a GPU that this machine lacks); its log's rerun line reruns exactly that job."""
+    if torch_sees_a_gpu():
+        pytest.skip("the job fails only where no GPU is visible")
     workdir = tmp_path / "campaign"
-    configfile = write_config(tmp_path, {"systems": ["lj"], "sampling": {"runs": 2, "replicas_per_job": 2}})
-    snakemake(workdir, configfile, ["--cores", "1", "results/lj/sampling/statepoints.csv"], timeout=300, check=True)
-    (workdir / "results/lj/sampling/statepoints.csv").write_text("not,a\nstate-point,table\n")
+    configfile = write_config(tmp_path, {"systems": ["lj"], "sampling": {"runs": 2, "replicas_per_job": 2, "device": "cuda"}})
     failed = snakemake(workdir, configfile, ["--cores", "1", "results/lj/sampling/batch0000.nc"], timeout=300)
     assert failed.returncode != 0
     log = (workdir / "logs/lj/sampling/batch0000.log").read_text()
     rerun = _rerun_line(log)
-    assert rerun[:4] == ["liquidscale", "sampling", "batch", "--configfile"] and rerun[5:7] == ["--system", "lj"], log
+    assert rerun[:4] == ["liquidscale", "sampling", "batch", "--configfile"] and rerun[5:9] == ["--system", "lj", "--batch", "0"], log
     assert Path(rerun[4]).resolve() == configfile.resolve()
     by_hand = subprocess.run(rerun, cwd=workdir, env=environment(), capture_output=True, text=True, timeout=300)
     assert by_hand.returncode != 0

@@ -19,6 +19,7 @@ torch = pytest.importorskip("torch")
 from liquidscale.cli import main  # noqa: E402
 from liquidscale.config import stage_settings, validate_config  # noqa: E402
 from liquidscale.molecules import WATER  # noqa: E402
+from liquidscale.sampling.statepoints import batch_settings  # noqa: E402
 
 pytestmark = pytest.mark.slow  # the fixture labels and trains a model (~1 min)
 
@@ -142,7 +143,8 @@ def test_water_batch_samples_oxygen_profiles(water_model, tmp_path):
     table = tmp_path / "statepoints.csv"
     assert main(["sampling", "statepoints", "--settings", settings, "--out", str(table)]) == 0
     out = tmp_path / "batch0000.nc"
-    assert main(["sampling", "batch", "--settings", settings, "--statepoints", str(table), "--batch", "0", "--model", str(water_model), "--out", str(out)]) == 0
+    job = json.dumps(batch_settings(stage_settings(config, "water", "sampling"), 0))
+    assert main(["sampling", "batch", "--settings", job, "--model", str(water_model), "--out", str(out)]) == 0
     import xarray as xr
 
     ds = xr.load_dataset(out)

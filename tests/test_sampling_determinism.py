@@ -17,8 +17,8 @@ from liquidscale.sampling.statepoints import statepoint_table, system_sampling
 torch = pytest.importorskip("torch")
 
 
-def _settings(threads: int) -> dict:
-    sampling = {"runs": 3, "replicas_per_job": 3, "minimisation_steps": 10, "equilibration_steps": 40, "production_steps": 60, "sample_every": 2, "check_every": 10, "threads": threads, "device": "cpu"}
+def _settings() -> dict:
+    sampling = {"runs": 3, "replicas_per_job": 3, "minimisation_steps": 10, "equilibration_steps": 40, "production_steps": 60, "sample_every": 2, "check_every": 10, "device": "cpu"}
     sampling["lj"] = {"box": [5.2, 5.2, 10.0], "density_range": [0.3, 0.5]}
     config = validate_config({"systems": ["lj"], "seed": 11, "sampling": sampling})
     return stage_settings(config, "lj", "sampling")
@@ -31,7 +31,7 @@ def _arrays(path) -> dict[str, np.ndarray]:
 
 def test_same_batch_is_bit_identical_across_runs_and_thread_counts(tmp_path):
     threads_before = torch.get_num_threads()
-    sampling = system_sampling(_settings(1))
+    sampling = system_sampling(_settings())
     table = statepoint_table(sampling)
     has_potential = [bool(sampling.potential(int(seed)).terms) for seed in table["potential_seed"]]
     assert has_potential[:2] == [False, True], "replica 0 without and replica 1 with an external potential"
@@ -39,7 +39,7 @@ def test_same_batch_is_bit_identical_across_runs_and_thread_counts(tmp_path):
     try:
         outputs = []
         for name, threads in (("first", 1), ("second", 1), ("two_threads", 2)):
-            run_batch(_settings(threads), table, 0, tmp_path / f"{name}.nc")
+            run_batch(_settings(), table, 0, tmp_path / f"{name}.nc", threads=threads)
             outputs.append(_arrays(tmp_path / f"{name}.nc"))
     finally:
         torch.set_num_threads(threads_before)

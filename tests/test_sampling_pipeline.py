@@ -13,7 +13,9 @@ import pytest
 from liquidscale.cli import main
 from liquidscale.config import stage_settings, validate_config
 from liquidscale.dataset import STATUS_FAILED, STATUS_OK, open_profile_dataset, validate_profile_dataset
-from liquidscale.sampling.statepoints import statepoint_table, system_sampling
+from liquidscale.errors import UserError
+from liquidscale.sampling.batch import run_batch
+from liquidscale.sampling.statepoints import batch_settings, batch_table, statepoint_table, system_sampling
 
 pytest.importorskip("torch")
 
@@ -37,6 +39,21 @@ def test_statepoint_table_is_seeded_and_batched():
     assert not statepoint_table(system_sampling(stage_settings(reseeded, "lj", "sampling")))["T"].equals(table["T"])
 
 
+def test_a_batch_depends_on_its_own_runs_only():
+    """Growing sampling.runs leaves complete batches' settings (the jobs' params) and rows as they were."""
+    small, grown = (stage_settings(_config(runs=runs, replicas_per_job=4), "lj", "sampling") for runs in (10, 17))
+    full = statepoint_table(system_sampling(grown))
+    for batch in range(5):
+        job = batch_settings(grown, batch)
+        assert "runs" not in job["sampling"] and "water" not in job["sampling"] and "lj" in job["sampling"]
+        pd.testing.assert_frame_equal(batch_table(job), full[full["batch"] == batch])
+        if batch < 2:
+            assert batch_settings(small, batch) == job, f"complete batch {batch} changed its settings"
+    assert batch_settings(small, 2)["batch"]["replicas"] == 2 and batch_settings(grown, 2)["batch"]["replicas"] == 4
+    with pytest.raises(UserError, match="sampling.runs"):
+        batch_settings(small, 3)
+
+
 @pytest.fixture(scope="module")
 def campaign(tmp_path_factory):
     root = tmp_path_factory.mktemp("lj")
@@ -51,7 +68,11 @@ def campaign(tmp_path_factory):
     batches = []
     for batch in sorted(table["batch"].unique()):
         out = root / f"batch{batch}.nc"
-        assert main(["sampling", "batch", "--settings", settings, "--statepoints", str(table_path), "--batch", str(batch), "--out", str(out)]) == 0
+        job = batch_settings(stage_settings(config, "lj", "sampling"), int(batch))
+        if batch == 0:  # the command the workflow runs
+            assert main(["sampling", "batch", "--settings", json.dumps(job), "--out", str(out)]) == 0
+        else:  # with the edited table
+            run_batch(job, table[table["batch"] == batch], int(batch), out)
         batches.append(str(out))
     profiles = root / "profiles.nc"
     profile_settings = json.dumps(stage_settings(config, "lj", "profiles"))

@@ -11,6 +11,7 @@ outputs). Budget: ~1.5 min on 2 cores (two real reference runs of ~25 s, dry run
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 from pathlib import Path
 
@@ -127,6 +128,88 @@ def test_cdft_hyperparameter_reruns_only_cdft_and_analysis(campaign, tmp_path):
     assert "cdft" in stages
 
 
+def _batches_per_system(runs: int) -> int:
+    per_job = REDUCED_CONFIG["sampling"]["replicas_per_job"]
+    return -(-runs // per_job)
+
+
+def test_more_runs_add_batches_and_rerun_none(campaign, tmp_path):
+    """4 -> 7 runs (2 per job): batches 2 and 3 are new, batches 0 and 1 keep their results."""
+    _require_stage(campaign, "sampling")
+    workdir, _, targets = campaign
+    runs = REDUCED_CONFIG["sampling"]["runs"] + 3
+    plan = _plan_after_change(campaign, "sampling.runs", runs, tmp_path)
+    sampled = [s for s in REDUCED_CONFIG["systems"] if s in ("water", "co2", "lj")]
+    new_batches = _batches_per_system(runs) - _batches_per_system(REDUCED_CONFIG["sampling"]["runs"])
+    assert plan["sampling_batch"] == new_batches * len(sampled), f"finished batches were planned again: {dict(plan)}"
+    assert not [rule for rule in plan if rule.split("_")[0] in {"reference", "mlip"}], sorted(plan)
+
+
+def test_partial_last_batch_reruns_when_it_grows(campaign, tmp_path):
+    """4 -> 5 runs adds a one-replica batch; 5 -> 6 fills it: only that batch's content changes."""
+    _require_stage(campaign, "sampling")
+    workdir, _, targets = campaign
+    five = write_config(tmp_path / "five", _with(REDUCED_CONFIG, "sampling.runs", 5))
+    _touch_complete(workdir, five, targets)
+    try:
+        six = write_config(tmp_path / "six", _with(REDUCED_CONFIG, "sampling.runs", 6))
+        plan = planned_jobs(workdir, six, targets)
+        sampled = [s for s in REDUCED_CONFIG["systems"] if s in ("water", "co2", "lj")]
+        assert plan["sampling_batch"] == len(sampled), f"only the grown last batch may rerun: {dict(plan)}"
+    finally:
+        # leave the module's campaign as the reduced config has it (4 runs) for the other tests
+        _touch_complete(workdir, write_config(tmp_path / "four", REDUCED_CONFIG), targets)
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("sampling.threads", 2),
+        ("sampling.runtime", 999),
+        ("sampling.mem_mb", 1234),
+        ("sampling.checkpoint_minutes", 1),
+        ("mlip.training.threads", 2),
+        ("mlip.training.runtime", 999),
+        ("mlip.training.mem_mb", 1234),
+        ("mlip.explore.threads", 2),
+        ("mlip.explore.runtime", 999),
+        ("reference.threads", 2),
+        ("reference.runtime", 999),
+        ("reference.mem_mb", 1234),
+        ("cdft.threads", 2),
+        ("cdft.runtime", 999),
+        ("cdft.mem_mb", 1234),
+    ],
+)
+def test_resources_rerun_nothing(campaign, tmp_path, key, value):
+    """Threads, wall time and memory decide what SLURM grants, not a result: a finished campaign stays finished."""
+    from liquidscale.config import _resolve, load_schema
+
+    schema = load_schema()
+    node = schema
+    for part in key.split("."):
+        node = _resolve(node, schema).get("properties", {}).get(part)
+        if node is None:
+            pytest.skip(f"config key '{key}' is not in the schema")
+    plan = _plan_after_change(campaign, key, value, tmp_path)
+    assert not plan, f"changing {key} reran {dict(plan)}"
+
+
+def test_a_retried_job_gets_runtime_times_attempt(campaign, tmp_path):
+    """A job that fails (here: a water batch with the campaign's empty placeholder model) is retried with
+    runtime x attempt, so a job killed at its wall time gets longer the next time (and resumes)."""
+    _require_stage(campaign, "sampling")
+    workdir, configfile, _ = campaign
+    copy = tmp_path / "work"
+    shutil.copytree(workdir, copy, symlinks=True)
+    result = snakemake(copy, configfile, ["--cores", "1", "--retries", "1", "--forcerun", "sampling_batch", "results/water/sampling/batch0000.nc"], timeout=300)
+    assert result.returncode != 0, "the batch cannot run with an empty model file"
+    output = result.stdout + result.stderr
+    runtimes = [int(m) for m in re.findall(r"rule sampling_batch:\n(?:    .*\n)*?    resources: .*?runtime=(\d+)", output)]
+    minutes = REDUCED_CONFIG["sampling"]["runtime"]
+    assert runtimes == [minutes, 2 * minutes], output[-3000:]
+
+
 def test_until_profiles_stops_there(tmp_path):
     configfile = write_config(tmp_path, REDUCED_CONFIG)
     targets = existing_stage_targets(configfile, tmp_path / "work")
@@ -164,8 +247,8 @@ def test_second_reference_run_does_nothing(reference_runs):
 
 def test_same_config_gives_identical_outputs(reference_runs):
     """Compared: every file under results/ (reference: deepmd/npy energies, forces, coordinates, type maps,
-    the generated clusters, summary.csv minus its wall-time column, failures.csv; lj: the state-point table,
-    every sampling batch and the profile dataset profiles.nc, value for value), byte for byte or, for netCDF,
+    the generated clusters, summary.csv minus its wall-time column, failures.csv; lj: every sampling
+    batch (each derives its own state points) and the profile dataset profiles.nc, value for value), byte for byte or, for netCDF,
     every variable's values. Not compared: provenance.json and netCDF attributes (git commit, times),
     labels.extxyz (per-frame wall time)."""
     first, second, configfile = reference_runs

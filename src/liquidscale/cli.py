@@ -56,10 +56,21 @@ COMMAND_SETTINGS: dict[tuple[str, str], tuple[str, str | None]] = {
 WORKFLOW_CONFIGFILES_ENV = "LIQUIDSCALE_WORKFLOW_CONFIGFILES"
 
 
-def command_settings(config: dict[str, Any], system: str, stage: str, action: str) -> dict[str, Any]:
-    """The settings ``liquidscale <stage> <action>`` receives for ``system`` from a validated config."""
+def command_settings(config: dict[str, Any], system: str, stage: str, action: str, batch: int | None = None) -> dict[str, Any]:
+    """The settings ``liquidscale <stage> <action>`` receives for ``system`` from a validated config.
+
+    ``sampling batch`` gets one batch's settings (``batch``, its index): they leave out what does not change
+    that batch (``sampling.runs``), so a campaign that grows reruns no finished batch.
+    """
     section, section_action = COMMAND_SETTINGS[(stage, action)]
-    return rule_settings(config, system, section, section_action)
+    settings = rule_settings(config, system, section, section_action)
+    if (stage, action) == ("sampling", "batch"):
+        if batch is None:
+            raise UserError("sampling batch: --batch INDEX names the job when the settings come from --configfile")
+        from .sampling.statepoints import batch_settings
+
+        settings = batch_settings(settings, batch)
+    return settings
 
 
 def settings_json(text: str) -> dict:
@@ -94,7 +105,7 @@ def resolve_settings(args: argparse.Namespace) -> None:
     config = effective_config(args.configfile)
     if args.system not in config["systems"]:
         raise UserError(f"--system {args.system!r}: not one of the config's systems {config['systems']}")
-    args.settings = command_settings(config, args.system, args.stage, args.action)
+    args.settings = command_settings(config, args.system, args.stage, args.action, batch=getattr(args, "batch", None))
 
 
 def workflow_configfiles() -> list[str] | None:
@@ -136,13 +147,15 @@ def rerun_command(args: argparse.Namespace, argv: list[str]) -> str | None:
 
     stage, action, rest = argv[0], argv[1], _without_settings(argv[2:])
     system = args.settings["system"]
+    batch = args.settings.get("batch", {}).get("index")  # a sampling job names its batch in its settings
     try:
-        from_files = command_settings(effective_config(configfiles), system, stage, action)
+        from_files = command_settings(effective_config(configfiles), system, stage, action, batch=batch)
         same = json.loads(json.dumps(from_files)) == args.settings
     except UserError:
         same = False
     if same:
         source = [item for path in configfiles for item in ("--configfile", _display_path(path))] + ["--system", system]
+        source += [] if batch is None else ["--batch", str(batch)]
     else:
         source = ["--settings", json.dumps(args.settings, sort_keys=True)]
     return shlex.join(["liquidscale", stage, action, *source, *rest])

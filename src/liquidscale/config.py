@@ -247,9 +247,10 @@ ACTION_SETTINGS = {
 }
 
 
-# Job resources: they set what SLURM grants, never a result, so they stay out of rule params (a longer
-# runtime must not retrain a model). Threads stay in: thread count can change floating-point results.
-RESOURCE_KEYS = frozenset({"mem_mb", "runtime"})
+# Job resources: they set what SLURM grants or how often a job checkpoints, never a result, so they stay
+# out of rule params (a longer runtime must not retrain a model, more threads must not resample). Rules
+# pass them as command-line options (--threads, --checkpoint-minutes).
+RESOURCE_KEYS = frozenset({"mem_mb", "runtime", "threads", "checkpoint_minutes"})
 
 
 def _without_resources(node: Any) -> Any:

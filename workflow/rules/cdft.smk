@@ -43,7 +43,7 @@ rule cdft_train:
     threads: config["cdft"]["threads"]
     resources:
         mem_mb=config["cdft"]["mem_mb"],
-        runtime=config["cdft"]["runtime"],
+        runtime=runtime_by_attempt(config["cdft"]["runtime"]),
         cpus_per_task=config["cdft"]["threads"],
     conda:
         "../../envs/deepmd.yaml"

@@ -44,7 +44,8 @@ def settings_of(stage, action):
     """
 
     def settings(wildcards):
-        return json.dumps(command_settings(config, wildcards.system, stage, action), sort_keys=True)
+        batch = int(wildcards.batch) if "batch" in wildcards.keys() else None
+        return json.dumps(command_settings(config, wildcards.system, stage, action, batch=batch), sort_keys=True)
 
     return settings
 
@@ -53,6 +54,16 @@ def gpu_count(device):
     """The `gpu` resource for a stage's `device` setting. One GPU for auto and cuda, none for cpu,
     so that SLURM never holds a GPU (or a GPU partition's queue) for a CPU job."""
     return 0 if device == "cpu" else 1
+
+
+def runtime_by_attempt(minutes):
+    """A `runtime` resource that grows with Snakemake's attempt: a job retried after hitting the wall time
+    gets minutes x attempt, and resumes from its checkpoint instead of starting over."""
+
+    def runtime(wildcards, attempt):
+        return minutes * attempt
+
+    return runtime
 
 
 # ---- mlip (concurrent learning) --------------------------------------------------------------

@@ -43,12 +43,12 @@ rule mlip_train:
     threads: config["mlip"]["training"]["threads"]
     resources:
         mem_mb=config["mlip"]["training"]["mem_mb"],
-        runtime=config["mlip"]["training"]["runtime"],
+        runtime=runtime_by_attempt(config["mlip"]["training"]["runtime"]),
         cpus_per_task=config["mlip"]["training"]["threads"],
         gpu=gpu_count(config["mlip"]["training"]["device"]),
     shell:
         "liquidscale mlip train --settings {params.settings:q} --iteration {wildcards.iteration} --member {wildcards.member}"
-        " --data {input.data} {params.previous} --out {output} > {log} 2>&1"
+        " --data {input.data} {params.previous} --threads {threads} --out {output} > {log} 2>&1"
 
 
 rule mlip_test:
@@ -89,12 +89,12 @@ rule mlip_explore:
     threads: config["mlip"]["explore"]["threads"]
     resources:
         mem_mb=4000,
-        runtime=config["mlip"]["explore"]["runtime"],
+        runtime=runtime_by_attempt(config["mlip"]["explore"]["runtime"]),
         cpus_per_task=config["mlip"]["explore"]["threads"],
         gpu=gpu_count(config["mlip"]["explore"]["device"]),
     shell:
         "liquidscale mlip explore --settings {params.settings:q} --iteration {wildcards.iteration} --models {input.models}"
-        " --out {output} > {log} 2>&1"
+        " --threads {threads} --out {output} > {log} 2>&1"
 
 
 rule mlip_select:

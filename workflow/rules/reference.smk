@@ -36,7 +36,7 @@ rule reference_label:
     threads: config["reference"]["threads"]
     resources:
         mem_mb=config["reference"]["mem_mb"],
-        runtime=config["reference"]["runtime"],
+        runtime=runtime_by_attempt(config["reference"]["runtime"]),
         cpus_per_task=config["reference"]["threads"],
         gpu=1 if config["reference"]["use_gpu"] else 0,
     shell:

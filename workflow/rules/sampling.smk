@@ -1,6 +1,8 @@
 # Sampling: MD of water, CO2 (final DeePMD model) and the Lennard-Jones fluid under seeded random planar
 # external potentials. The state-point table fixes every run, so the DAG is static: one job per batch
 # of `sampling.replicas_per_job` replicas, then one streaming aggregation into profiles.nc per system.
+# A batch derives its own rows of the table from its params (statepoints.csv is the table for people),
+# so raising sampling.runs adds batches and reruns none; batches resume from their checkpoints.
 
 
 rule sampling_statepoints:
@@ -21,7 +23,6 @@ rule sampling_statepoints:
 
 rule sampling_batch:
     input:
-        statepoints="results/{system}/sampling/statepoints.csv",
         model=sampling_model,
     output:
         "results/{system}/sampling/batch{batch}.nc",
@@ -40,12 +41,13 @@ rule sampling_batch:
     threads: config["sampling"]["threads"]
     resources:
         mem_mb=config["sampling"]["mem_mb"],
-        runtime=config["sampling"]["runtime"],
+        runtime=runtime_by_attempt(config["sampling"]["runtime"]),
         cpus_per_task=config["sampling"]["threads"],
         gpu=gpu_count(config["sampling"]["device"]),
+        checkpoint_minutes=config["sampling"]["checkpoint_minutes"],
     shell:
         "OMP_NUM_THREADS={threads} liquidscale sampling batch --settings {params.settings:q}"
-        " --statepoints {input.statepoints} --batch {wildcards.batch} {params.model} --out {output} > {log} 2>&1"
+        " --threads {threads} --checkpoint-minutes {resources.checkpoint_minutes} {params.model} --out {output} > {log} 2>&1"
 
 
 rule profiles_aggregate:
@@ -74,6 +76,7 @@ rule profiles_aggregate:
 rule sampling:
     input:
         expand("results/{system}/sampling/batch{batch}.nc", system=SAMPLED, batch=sampling_batches()),
+        expand("results/{system}/sampling/statepoints.csv", system=SAMPLED),
 
 
 rule profiles:

@@ -167,10 +167,13 @@ class LangevinEngine:
         self.v = self.v + half * acc * self.forces
         self.steps_done += 1
 
-    def run(self, n_steps: int, callback: Callable[["LangevinEngine"], None] | None = None, every: int = 1, phase: str = "MD") -> None:
+    def run(
+        self, n_steps: int, callback: Callable[["LangevinEngine"], None] | None = None, every: int = 1, phase: str = "MD", progress: MDProgress | None = None
+    ) -> None:
         """Integrate ``n_steps``; call ``callback(self)`` every ``every`` steps; check failures regularly
-        and log progress as ``phase`` (``liquidscale.logs.MDProgress``)."""
-        progress = MDProgress(self, n_steps, phase)
+        and log progress as ``phase`` (``liquidscale.logs.MDProgress``), or on ``progress`` when a longer
+        run is integrated in pieces (a checkpointed batch)."""
+        progress = MDProgress(self, n_steps, phase) if progress is None else progress
         for i in range(1, n_steps + 1):
             if self.n_active == 0:
                 return
@@ -244,3 +247,48 @@ class LangevinEngine:
             setattr(self, name, getattr(self, name)[keep])
         if self.external is not None:
             self.external.select(keep)
+
+    # ---- checkpoint / restore ------------------------------------------------------------------
+    # The per-step state, for a job that is killed and rerun to continue exactly where it stopped: the
+    # resumed trajectory is bit-for-bit the uninterrupted one (same tensors, same random streams, same
+    # neighbour list, same failed replicas).
+    _STATE_TENSORS = ("x", "v", "forces", "energy", "cell", "temperature", "kT", "ids")
+
+    def state_dict(self) -> dict:
+        """Everything that carries from one step to the next, on the CPU (``torch.save``-able)."""
+        state = {name: getattr(self, name).detach().cpu() for name in self._STATE_TENSORS}
+        state.update(
+            friction=self.friction,
+            steps_done=self.steps_done,
+            failures=dict(self.failures),
+            generators=[gen.get_state() for gen in self.generators],
+            potential=self.potential.state_dict() if hasattr(self.potential, "state_dict") else None,
+        )
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from ``state_dict()`` of an engine built with the same arguments."""
+        device = self.x.device
+        ids = state["ids"].to(device)
+        if self.external is not None:
+            self.external.select(self.torch.isin(self.ids, ids))
+        for name in self._STATE_TENSORS:
+            setattr(self, name, state[name].to(device=device, dtype=getattr(self, name).dtype))
+        self.friction = float(state["friction"])
+        self.steps_done = int(state["steps_done"])
+        self.failures = {int(k): str(v) for k, v in state["failures"].items()}
+        for gen, gen_state in zip(self.generators, state["generators"], strict=True):
+            gen.set_state(gen_state)
+        if state["potential"] is not None:
+            self.potential.load_state_dict(_on_device(state["potential"], device))
+
+
+def _on_device(obj, device):
+    """``obj`` (tensors in dicts, lists, tuples) with every tensor moved to ``device``."""
+    if hasattr(obj, "to") and hasattr(obj, "device"):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {key: _on_device(value, device) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_on_device(value, device) for value in obj)
+    return obj

@@ -99,6 +99,13 @@ class LennardJones:
         self._built = (positions.detach().clone(), cell_lengths.detach().clone(), b, i, j)
         return b, i, j
 
+    def state_dict(self) -> dict:
+        """The Verlet list as last built: a restarted run must reuse it to sum pairs in the same order."""
+        return {"built": self._built}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._built = None if state["built"] is None else tuple(state["built"])
+
     def _pair_terms(self, positions: "torch.Tensor", cell_lengths: "torch.Tensor"):
         """Per listed pair: replica, i, j, separation vector r_i - r_j, inside-cutoff mask, r^-2, r^-6."""
         import torch

@@ -24,6 +24,7 @@ def register(subparsers) -> None:
         add_settings_arguments(sub)
         sub.add_argument("--iteration", type=int, default=0, help="concurrent-learning iteration")
         sub.add_argument("--out", required=True, help="output file or folder")
+        sub.add_argument("--threads", type=int, default=1, help="CPU threads (a job resource: not in --settings)")
         sub.set_defaults(func=func)
         return sub
 
@@ -85,7 +86,7 @@ def _train(args) -> None:
     import shutil
 
     from ..device import device_record, resolve_device
-    from ..io import atomic_path, provenance, read_json, write_json
+    from ..io import atomic_path, canonical_hash, provenance, read_json, write_json
     from . import data, training
 
     settings = args.settings
@@ -96,6 +97,7 @@ def _train(args) -> None:
     summary = read_json(Path(args.data) / "summary.json")
     seed = training.member_seed(settings["seed"], settings["system"], args.iteration, args.member)
     previous = Path(args.previous) if args.previous else None
+    workdir = training.training_folder(args.out)
     with atomic_path(args.out) as tmp:
         tmp.mkdir()
         if previous is not None and read_json(previous / "member.json")["train_hash"] == summary["train_hash"]:
@@ -107,10 +109,14 @@ def _train(args) -> None:
             data.check_folders(Path(args.data) / "train", summary["type_map"], "mlip_data", args.data)
             train_dirs = [str(p.resolve()) for p in data.system_folders([Path(args.data) / "train"])]
             sel = training.resolve_sel(mlip["descriptor"]["type"], mlip["descriptor"]["sel"], summary["sel_auto"], len(summary["type_map"]))
-            write_json(tmp / "input.json", training.training_input(mlip, summary["type_map"], sel, train_dirs, seed))
-            training.train_and_freeze(tmp / "input.json", tmp, mlip["training"]["threads"])
-            for leftover in list(tmp.glob("model.ckpt*")) + [tmp / "checkpoint"]:
-                leftover.unlink(missing_ok=True)
+            dp_input = training.training_input(mlip, summary["type_map"], sel, train_dirs, seed)
+            # trained beside the output, not in the temporary folder: a killed job's retry continues from
+            # DeePMD's last checkpoint there (dp --pt train --restart)
+            restart = training.resume_training(workdir, canonical_hash({"input": dp_input, "train_hash": summary["train_hash"]}))
+            write_json(workdir / "input.json", dp_input)
+            training.train_and_freeze(workdir / "input.json", workdir, args.threads, restart)
+            for name in ("model.pth", "lcurve.out", "input.json"):
+                shutil.copy2(workdir / name, tmp / name)
             reused_from = None
         write_json(
             tmp / "member.json",
@@ -122,6 +128,7 @@ def _train(args) -> None:
                 "provenance": provenance(settings, seeds={"model": seed}, inputs={"train": Path(args.data) / "train"}, compute=device_record(device)),
             },
         )
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _test(args) -> None:
@@ -133,14 +140,13 @@ def _test(args) -> None:
     from . import data, training
 
     settings = args.settings
-    threads = settings["mlip"]["training"]["threads"]
     test_dir = Path(args.data) / "test"
     summary = read_json(Path(args.data) / "summary.json")
     data.check_folders(test_dir, summary["type_map"], "mlip_data", args.data)
     members = []
     for folder in map(Path, args.models):
         with tempfile.TemporaryDirectory() as workdir:
-            held_out = training.dp_test(folder / "model.pth", test_dir, Path(workdir), threads)
+            held_out = training.dp_test(folder / "model.pth", test_dir, Path(workdir), args.threads)
         curve = training.read_lcurve(folder / "lcurve.out")
         members.append(
             {
@@ -175,7 +181,7 @@ def _explore(args) -> None:
     settings = args.settings
     mlip, system = settings["mlip"], settings["system"]
     explore = mlip["explore"]
-    _set_threads(explore["threads"])
+    _set_threads(args.threads)
     device = resolve_device(explore["device"], "mlip.explore.device")
     molecule = get_molecule(system)
     symbols = list(molecule.symbols) * explore["molecules"]

@@ -38,13 +38,14 @@ class DeepMDPotential:
         path = Path(model_path)
         if not path.is_file():
             raise UserError(f"{path}: DeePMD model not found; run the mlip stage first")
+        final = path.parent.name == "final"  # mlip_final writes final/model{m}.pth; mlip_train iter{i}/model{m}/
+        if not path.is_file():
+            raise damaged_input(path, "frozen DeePMD model", "mlip_final" if final else "mlip_train", FileNotFoundError(path))
         try:
             self.model = torch.jit.load(str(path), map_location=device)
             self.type_map: list[str] = list(self.model.get_type_map())
             self.cutoff: float = float(self.model.get_rcut())
         except (RuntimeError, ValueError, AttributeError) as exc:  # truncated archive, or not a frozen DeePMD model
-            # mlip_final writes final/model{m}.pth; mlip_train the folder iter{i}/model{m} that holds model.pth
-            final = path.parent.name == "final"
             raise damaged_input(path, "frozen DeePMD model", "mlip_final" if final else "mlip_train", exc, None if final else path.parent) from None
         self.dtype = getattr(torch, precision)
         if precision != "float64":

@@ -7,6 +7,7 @@ per atom, force RMSE), read from its log's weighted average, so they are exactly
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -19,6 +20,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import UserError, damaged_input
+
+log = logging.getLogger(__name__)
+
+# DeePMD checkpoints per training (its save_freq): a killed job loses at most 1/20 of its steps on retry
+CHECKPOINTS_PER_TRAINING = 20
 
 
 def member_seed(seed: int, system: str, iteration: int, member: int) -> int:
@@ -91,7 +97,7 @@ def training_input(
             "seed": seed,
             "disp_file": "lcurve.out",
             "disp_freq": max(1, training["steps"] // 50),
-            "save_freq": training["steps"],
+            "save_freq": max(1, training["steps"] // CHECKPOINTS_PER_TRAINING),
         },
     }
 
@@ -124,12 +130,67 @@ def run_dp(args: Sequence[str], workdir: Path, log: Path, threads: int) -> None:
         raise UserError(f"dp --pt {args[0]} failed with status {process.returncode} (last line: {last[-300:]!r}); DeePMD's full output is in this job's log")
 
 
-def train_and_freeze(input_json: Path, workdir: Path, threads: int) -> Path:
-    """``dp --pt train`` then ``dp --pt freeze`` in ``workdir``; returns the frozen ``model.pth``."""
-    log = workdir / "dp.log"
-    run_dp(["train", str(input_json.resolve())], workdir, log, threads)
-    run_dp(["freeze", "-o", "model.pth"], workdir, log, threads)
+def train_and_freeze(input_json: Path, workdir: Path, threads: int, restart: Path | None = None) -> Path:
+    """``dp --pt train`` (continuing from the checkpoint ``restart`` if given) then ``dp --pt freeze`` in
+    ``workdir``; returns the frozen ``model.pth``."""
+    dp_log = workdir / "dp.log"
+    run_dp(["train", str(input_json.resolve()), *(["--restart", restart.name] if restart else [])], workdir, dp_log, threads)
+    run_dp(["freeze", "-o", "model.pth"], workdir, dp_log, threads)
     return workdir / "model.pth"
+
+
+def training_folder(out: str | Path) -> Path:
+    """Where the member written to ``out`` trains: beside it, so its checkpoints survive a failed job."""
+    return Path(f"{out}.training")
+
+
+def resume_training(folder: Path, fingerprint: str) -> Path | None:
+    """Prepare ``folder``, where one member trains and which outlives a failed job; return the DeePMD
+    checkpoint to restart from (None: train from the start).
+
+    A folder left by an attempt with the same ``fingerprint`` (training input and data) is continued from
+    DeePMD's latest checkpoint, with ``lcurve.out`` cut back to that step; any other folder (other
+    settings, no checkpoint yet, an unreadable checkpoint) is said in one log line and cleared.
+    """
+    stamp = folder / "fingerprint"
+    if folder.exists():
+        checkpoint, problem = _latest_checkpoint(folder)
+        if stamp.exists() and stamp.read_text() == fingerprint and checkpoint is not None:
+            step = int(re.search(r"-(\d+)\.pt$", checkpoint.name).group(1))
+            _trim_lcurve(folder / "lcurve.out", step)
+            log.info("%s: restarting DeePMD training from %s (step %d)", folder, checkpoint.name, step)
+            return checkpoint
+        if not stamp.exists() or stamp.read_text() != fingerprint:
+            problem = "left by other settings or data"
+        log.warning("%s: %s, training from the start", folder, problem)
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    stamp.write_text(fingerprint)
+    return None
+
+
+def _latest_checkpoint(folder: Path) -> tuple[Path | None, str]:
+    """DeePMD's latest checkpoint in ``folder`` (its ``checkpoint`` pointer file), or None and why not."""
+    import torch
+
+    pointer = folder / "checkpoint"
+    if not pointer.exists():
+        return None, "no DeePMD checkpoint yet"
+    path = folder / Path(pointer.read_text().strip()).name
+    if not re.search(r"-\d+\.pt$", path.name):
+        return None, f"unexpected checkpoint name {path.name}"
+    try:
+        torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint means: start over
+        return None, f"damaged checkpoint {path.name} ({type(exc).__name__})"
+    return path, ""
+
+
+def _trim_lcurve(path: Path, step: int) -> None:
+    """Drop the learning-curve rows after ``step``: the restarted training writes them again."""
+    if path.exists():
+        kept = [line for line in path.read_text().splitlines(keepends=True) if line.startswith("#") or not line.strip() or int(float(line.split()[0])) <= step]
+        path.write_text("".join(kept))
 
 
 _METRIC_PATTERNS = {

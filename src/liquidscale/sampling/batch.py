@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +19,12 @@ import numpy as np
 from .. import dataset as ds_names
 from ..device import device_record, resolve_device
 from ..errors import UserError
-from ..io import atomic_path, file_hash, provenance
+from ..config import RESOURCE_KEYS
+from ..io import atomic_path, canonical_hash, file_hash, provenance
+from ..logs import MDProgress
 from ..md.engine import FailureChecks, LangevinEngine
 from ..md.potential import METAL, REDUCED, Units
+from .checkpoint import Checkpoint
 from .initial import place_molecules
 from .profiles import ProfileAccumulator
 from .statepoints import SystemSampling, derived_seed, system_sampling
@@ -78,14 +82,20 @@ def make_potential(system: str, block: Mapping[str, Any], symbols: list[str], mo
     return DeepMDPotential(model, symbols, device=device, precision=precision)
 
 
-def run_batch(settings: Mapping[str, Any], table, batch: int, out: str | Path, model: str | Path | None = None) -> None:
-    """Run batch ``batch`` of the state-point ``table`` and write its netCDF to ``out``."""
+def run_batch(
+    settings: Mapping[str, Any], table, batch: int, out: str | Path, model: str | Path | None = None, threads: int = 1, checkpoint_minutes: float = 10.0
+) -> None:
+    """Run batch ``batch`` of the state-point ``table`` and write its netCDF to ``out``.
+
+    Every ``checkpoint_minutes`` the job saves its state beside ``out``; rerun, it continues from there and
+    gives the same file as an uninterrupted run.
+    """
     import torch
 
     common = settings["sampling"]
     system = settings["system"]
     block = common[system]
-    torch.set_num_threads(int(common["threads"]))
+    torch.set_num_threads(threads)
     s = system_sampling(settings)
     rows = table[table["batch"] == batch].sort_values("replica")
     if rows.empty:
@@ -131,13 +141,6 @@ def run_batch(settings: Mapping[str, Any], table, batch: int, out: str | Path, m
         device=device,
         dtype=common["precision"],
     )
-    engine.minimise(common["minimisation_steps"], block["max_displacement"])
-    # thermalise first with 10x friction: the strain energy of the random packing is removed in
-    # ~0.1/gamma instead of heating the replica; then equilibrate with the production friction
-    engine.friction = 10.0 * block["friction"]
-    engine.run(common["equilibration_steps"] // 2, phase="thermalisation")
-    engine.friction = block["friction"]
-    engine.run(common["equilibration_steps"] - common["equilibration_steps"] // 2, phase="equilibration")
     profiles = ProfileAccumulator(len(rows), s.box[2], block["bin_width"], common["production_steps"] // common["sample_every"], device=device)
     kinetic = np.zeros(len(rows))
 
@@ -145,11 +148,73 @@ def run_batch(settings: Mapping[str, Any], table, batch: int, out: str | Path, m
         profiles.sample(e)
         kinetic[e.ids.cpu().numpy()] += e.kinetic_temperature().cpu().numpy()
 
-    engine.run(common["production_steps"], sample, every=common["sample_every"], phase="production")
+    phases = md_phases(common, block)
+    total = sum(phase.steps for phase in phases)
+    checkpoint = Checkpoint(checkpoint_path(out), batch_fingerprint(settings, rows, model), checkpoint_minutes)
+    state = checkpoint.load()
+    if state is None:
+        engine.minimise(common["minimisation_steps"], block["max_displacement"])
+        done = 0
+    else:
+        engine.load_state_dict(state["engine"])
+        profiles.load_state_dict(state["profiles"])
+        kinetic[:] = state["kinetic"].numpy()
+        done = int(state["done"])
+        log.info("%s: resuming after MD step %d of %d", checkpoint.path, done, total)
+    # chunks a multiple of the check and sample intervals: running chunk by chunk checks, samples and
+    # draws exactly as one uninterrupted run does, so a checkpoint between chunks changes no result
+    chunk = math.lcm(common["check_every"], common["sample_every"])
+    start = 0
+    for phase in phases:
+        engine.friction = phase.friction
+        end = start + phase.steps
+        progress = MDProgress(engine, end - done, phase.name) if done < end and engine.n_active else None
+        while done < end and engine.n_active:
+            n = min(chunk, end - done)
+            engine.run(n, sample if phase.sampled else None, every=common["sample_every"], progress=progress)
+            done += n
+            if checkpoint.due() and done < total:
+                checkpoint.save({"done": done, "engine": engine.state_dict(), "profiles": profiles.state_dict(), "kinetic": torch.from_numpy(kinetic.copy())})
+        start = end
     dataset = batch_dataset(settings, s, chem, rows, externals, engine, profiles, kinetic, model)
     with atomic_path(out) as tmp:
         dataset.to_netcdf(tmp)
+    checkpoint.remove()
     log.info("%s batch %d: %d runs ok, %d failed -> %s", system, batch, len(rows) - len(engine.failures), len(engine.failures), out)
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str  # in the job's progress lines
+    steps: int
+    friction: float
+    sampled: bool
+
+
+def md_phases(common: Mapping[str, Any], block: Mapping[str, Any]) -> list[Phase]:
+    """Equilibration, then production with the profile accumulators.
+
+    The first half of equilibration thermalises with 10x friction: the strain energy of the random packing
+    is removed in ~0.1/gamma instead of heating the replica; then it equilibrates with the production friction.
+    """
+    equilibration, friction = common["equilibration_steps"], block["friction"]
+    return [
+        Phase("thermalisation", equilibration // 2, 10.0 * friction, False),
+        Phase("equilibration", equilibration - equilibration // 2, friction, False),
+        Phase("production", common["production_steps"], friction, True),
+    ]
+
+
+def checkpoint_path(out: str | Path) -> Path:
+    """Where the job writing ``out`` keeps its checkpoint: beside it, so it survives a failed job."""
+    return Path(f"{out}.checkpoint")
+
+
+def batch_fingerprint(settings: Mapping[str, Any], rows, model: str | Path | None) -> str:
+    """What decides a batch's result: its settings (thread count excluded: results do not depend on it), rows and model."""
+    relevant = {key: value for key, value in settings.items() if key != "sampling"}
+    relevant["sampling"] = {key: value for key, value in settings["sampling"].items() if key not in RESOURCE_KEYS}
+    return canonical_hash({"settings": relevant, "rows": rows.to_csv(index=False), "model": file_hash(model) if model else None})
 
 
 def batch_dataset(settings, s: SystemSampling, chem: Chemistry, rows, externals, engine, profiles: ProfileAccumulator, kinetic_sum, model):

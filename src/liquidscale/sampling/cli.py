@@ -8,8 +8,7 @@ from __future__ import annotations
 import argparse
 
 from ..cli import add_settings_arguments
-from ..errors import damaged_input
-
+from ..errors import UserError
 
 
 def register(subparsers) -> None:
@@ -23,9 +22,10 @@ def register(subparsers) -> None:
 
     batch = actions.add_parser("batch", help="run one job of B replicas and write its netCDF")
     add_settings_arguments(batch)
-    batch.add_argument("--statepoints", required=True, help="the state-point CSV")
-    batch.add_argument("--batch", required=True, type=int, help="batch index")
+    batch.add_argument("--batch", type=int, default=None, help="the job's batch index, with --configfile (a rule's --settings names it)")
     batch.add_argument("--model", default=None, help="frozen DeePMD model (water, co2)")
+    batch.add_argument("--threads", type=int, default=1, help="torch threads (results do not depend on it)")
+    batch.add_argument("--checkpoint-minutes", type=float, default=10.0, help="save the job's state beside --out this often (0: as often as possible); a rerun continues from it")
     batch.add_argument("--out", required=True, help="batch netCDF path")
     batch.set_defaults(func=_batch)
 
@@ -47,20 +47,12 @@ def _statepoints(args: argparse.Namespace) -> None:
 
 
 def _batch(args: argparse.Namespace) -> None:
-    import pandas as pd
-
     from .batch import run_batch
-    from .statepoints import COLUMNS
+    from .statepoints import batch_table
 
-    try:
-        table = pd.read_csv(args.statepoints)
-        if list(table.columns) != list(COLUMNS) or table.isna().any().any():
-            raise ValueError("missing columns or incomplete rows")
-        if len(table) != args.settings["sampling"]["runs"]:  # cut between rows
-            raise ValueError(f"{len(table)} rows for sampling.runs = {args.settings['sampling']['runs']}")
-    except (OSError, ValueError) as exc:  # pandas' EmptyDataError and ParserError are ValueErrors
-        raise damaged_input(args.statepoints, "state-point table", "sampling_statepoints", exc) from None
-    run_batch(args.settings, table, args.batch, args.out, model=args.model)
+    if "batch" not in args.settings:
+        raise UserError("--settings: not the settings of one batch (liquidscale.cli.command_settings(..., batch=INDEX))")
+    run_batch(args.settings, batch_table(args.settings), args.settings["batch"]["index"], args.out, model=args.model, threads=args.threads, checkpoint_minutes=args.checkpoint_minutes)
 
 
 def _aggregate(args: argparse.Namespace) -> None:

@@ -75,6 +75,15 @@ class ProfileAccumulator:
         self.force.index_add_(0, flat, engine.site_force_z().reshape(-1).to(self.force.dtype))
         self.block_samples.index_add_(0, rows, self.block_samples.new_ones(rows.shape))
 
+    def state_dict(self) -> dict:
+        """The sums so far (for a checkpoint); ``load_state_dict`` continues them exactly."""
+        return {"taken": self.taken, "counts": self.counts.cpu(), "force": self.force.cpu(), "block_samples": self.block_samples.cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.taken = int(state["taken"])
+        for name in ("counts", "force", "block_samples"):
+            setattr(self, name, state[name].to(getattr(self, name).device))
+
     def _per_block(self, sums) -> tuple[np.ndarray, np.ndarray]:
         """(blocks, replicas, bins) sums and (blocks, replicas) sample counts as numpy."""
         return sums.reshape(self.blocks, self.n_replicas, self.n_bins).cpu().numpy(), self.block_samples.reshape(self.blocks, self.n_replicas).cpu().numpy()

@@ -19,6 +19,8 @@ import numpy as np
 from ..errors import UserError
 from ..external import ExternalPotential, RandomPotentialSettings, random_potential
 
+# systems with a ``sampling.<system>`` block
+SAMPLED_SYSTEMS = ("water", "co2", "lj")
 COLUMNS = ("run", "batch", "replica", "T", "n_molecules", "box_x", "box_y", "box_z", "layout", "slab_width", "potential_seed", "thermostat_seed")
 
 
@@ -80,7 +82,7 @@ def system_sampling(settings: Mapping[str, Any]) -> SystemSampling:
     return SystemSampling(
         system=system,
         seed=int(settings["seed"]),
-        runs=int(common["runs"]),
+        runs=_runs(settings),
         replicas_per_job=int(common["replicas_per_job"]),
         temperature_range=(float(t_range[0]), float(t_range[1])),
         box=tuple(float(b) for b in block["box"]),
@@ -90,6 +92,35 @@ def system_sampling(settings: Mapping[str, Any]) -> SystemSampling:
         slab_width_range=tuple(float(w) for w in common["slab_width_range"]),
         potentials=potentials,
     )
+
+
+def _runs(settings: Mapping[str, Any]) -> int:
+    """The campaign's run count; for one batch's settings (``batch_settings``), the runs up to and including that batch."""
+    if "batch" in settings:
+        return settings["batch"]["index"] * int(settings["sampling"]["replicas_per_job"]) + settings["batch"]["replicas"]
+    return int(settings["sampling"]["runs"])
+
+
+def batch_settings(settings: Mapping[str, Any], batch: int) -> dict[str, Any]:
+    """The settings of one sampling job: the stage's without ``sampling.runs``, plus the batch's index and size.
+
+    A batch's state points depend on the seed, its index and its size only (not on the runs after it), so
+    these settings, the job's params, stay the same when ``sampling.runs`` grows: finished batches do not
+    rerun, and only a partial last batch that gains replicas does. Other systems' blocks are left out too.
+    """
+    s = system_sampling(settings)
+    if not 0 <= batch < s.n_batches:
+        raise UserError(f"batch {batch} does not exist: config key 'sampling.runs' gives {s.n_batches} batches")
+    other_systems = set(SAMPLED_SYSTEMS) - {settings["system"]}
+    sampling = {key: value for key, value in settings["sampling"].items() if key != "runs" and key not in other_systems}
+    replicas = min(s.replicas_per_job, s.runs - batch * s.replicas_per_job)
+    return {**settings, "sampling": sampling, "batch": {"index": batch, "replicas": replicas}}
+
+
+def batch_table(settings: Mapping[str, Any]):
+    """The state points of the job ``batch_settings`` describes (its rows of the campaign's table)."""
+    table = statepoint_table(system_sampling(settings))
+    return table[table["batch"] == settings["batch"]["index"]]
 
 
 def statepoint_table(s: SystemSampling):
