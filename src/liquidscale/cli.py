@@ -22,6 +22,8 @@ STAGES = {
     "mlip": "liquidscale.mlip.cli",
     "analysis": "liquidscale.analysis.cli",
     "cdft": "liquidscale.cdft.cli",
+    "status": "liquidscale.status",
+    "plan": "liquidscale.plan",
 }
 
 

@@ -1,0 +1,126 @@
+"""``liquidscale plan``: job counts equal ``snakemake -n``'s, and the cost estimate of the demo config is
+within a factor of 2 of the demo's measured benchmark files (``tests/data/demo_benchmarks``, a copy of
+``benchmarks/`` from ``make demo``). Budget: about 1 min on one core (dry runs of three configs).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from slurm.harness import REPO, parse_job_stats, snakemake
+
+from liquidscale.cli import main
+from liquidscale.plan import COSTS, DEFAULT_CONFIGFILE, Job, Workload, job_cost, load_config, make_plan, parse_dry_run, sized_rate, stage_of
+
+DEMO_BENCHMARKS = Path(__file__).parent / "data" / "demo_benchmarks"
+PRODUCTION = [REPO / "config" / "water.yaml", REPO / "config" / "co2.yaml"]
+
+
+@pytest.mark.parametrize("configfiles", [[], [PRODUCTION[0]], [PRODUCTION[1]]], ids=["demo", "water", "co2"])
+def test_job_counts_equal_snakemakes_dry_run(configfiles, tmp_path):
+    """The plan's jobs per rule are those `snakemake -n --configfile FILES` lists in the repository root
+    (where Snakemake merges the files over config/config.yaml)."""
+    plan = make_plan(configfiles)
+    result = snakemake(tmp_path, DEFAULT_CONFIGFILE, ["--configfile", str(DEFAULT_CONFIGFILE), *map(str, configfiles), "-n"], timeout=300, check=True)
+    expected = parse_job_stats(result.stdout + result.stderr)
+    assert {row["rule"]: row["jobs"] for row in plan["rules"]} == dict(expected)
+    assert plan["jobs"] == sum(expected.values())
+
+
+def test_production_plan_costs_every_stage(capsys):
+    """Every costed stage of a production config has a number and says what it rests on; the sampling
+    batches are GPU jobs whose estimate stays in the CPU-rate column while no GPU rate is measured."""
+    assert main(["plan", "--configfile", str(PRODUCTION[0]), "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    rules = {row["rule"]: row for row in plan["rules"]}
+    for rule in ("reference_label", "mlip_train", "mlip_explore", "sampling_batch", "profiles_aggregate", "cdft_train", "analysis_system"):
+        row = rules[rule]
+        assert row["unestimated_jobs"] == 0 and row["basis"], rule
+        assert row["core_hours"] + row["gpu_hours"] + row["gpu_jobs_at_cpu_rate_core_hours"] > 0, rule
+    batch = rules["sampling_batch"]
+    assert batch["gpu_jobs"] == batch["jobs"] == 128 and batch["gpu_hours"] == 0 and batch["gpu_jobs_at_cpu_rate_core_hours"] > 0
+    assert any("def2-TZVP" in basis for basis in rules["reference_label"]["basis"])
+    costs = yaml.safe_load(COSTS.read_text())
+    assert plan["costs"]["machine"] == costs["machine"] and plan["costs"]["date"] == costs["date"]
+
+
+def _demo_benchmark_cpu_seconds() -> dict[str, float]:
+    """Measured CPU seconds per stage of the benchmarked rules, from the copied benchmark files."""
+    rule_of = {"reference": "reference_label", "train": "mlip_train", "explore": "mlip_explore", "sampling": "sampling_batch",
+               "profiles": "profiles_aggregate", "cdft": "cdft_train", "analysis": "analysis_system"}
+    seconds: dict[str, float] = {}
+    for tsv in DEMO_BENCHMARKS.rglob("*.tsv"):
+        parts = tsv.relative_to(DEMO_BENCHMARKS).parts
+        key = "train" if tsv.stem.startswith("train") and parts[1] == "mlip" else "explore" if tsv.stem == "explore" else parts[1].removesuffix(".tsv")
+        stage = stage_of(rule_of[key])
+        seconds[stage] = seconds.get(stage, 0.0) + float(pd.read_csv(tsv, sep="\t")["cpu_time"].iloc[0])
+    return seconds
+
+
+BENCHMARKED = {"reference_label", "mlip_train", "mlip_explore", "sampling_batch", "profiles_aggregate", "cdft_train", "analysis_system"}
+
+
+def test_demo_estimate_is_within_a_factor_2_of_its_benchmarks():
+    measured = _demo_benchmark_cpu_seconds()
+    plan = make_plan([])
+    estimated: dict[str, float] = {}
+    for row in plan["rules"]:
+        if row["rule"] in BENCHMARKED:
+            assert row["unestimated_jobs"] == 0, row["rule"]
+            hours = row["core_hours"] + row["gpu_hours"] + row["gpu_jobs_at_cpu_rate_core_hours"]
+            estimated[row["stage"]] = estimated.get(row["stage"], 0.0) + 3600 * hours
+    assert set(estimated) == set(measured)
+    ratios = {stage: estimated[stage] / measured[stage] for stage in measured}
+    print("estimate / measured CPU seconds per stage of the demo:", {k: round(v, 2) for k, v in ratios.items()})
+    assert all(0.5 <= r <= 2.0 for r in ratios.values()), ratios
+
+
+def test_rates_follow_model_size_and_device():
+    points = [{"macs_per_atom": 1e3, "seconds_per_step": 1.0, "measured_on": "small"}, {"macs_per_atom": 1e5, "seconds_per_step": 11.0, "measured_on": "large"}]
+    assert sized_rate(points, "seconds_per_step", 1e3, "cpu", "x").seconds == 1.0
+    assert sized_rate(points, "seconds_per_step", 5.05e4, "cpu", "x").seconds == pytest.approx(6.0)
+    scaled = sized_rate(points, "seconds_per_step", 2e5, "cpu", "x")
+    assert scaled.seconds == pytest.approx(22.0) and "scaled x2" in scaled.basis and "large" in scaled.basis
+    gpu = sized_rate([*points, {"macs_per_atom": 1e5, "seconds_per_step": 0.1, "device": "gpu", "measured_on": "H100"}], "seconds_per_step", 1e5, "gpu", "x")
+    assert (gpu.seconds, gpu.device) == (0.1, "gpu")
+    assert sized_rate(points, "seconds_per_step", 1e5, "gpu", "x").device == "cpu"  # no GPU point: the CPU one, said so
+
+
+def test_a_gpu_rate_gives_gpu_hours_and_an_unmeasured_level_is_not_estimated():
+    config = load_config([])
+    work = Workload(config)
+    costs = yaml.safe_load(COSTS.read_text())
+    batch = Job("sampling_batch", {"system": "water", "batch": "0000"}, threads=1, gpu=1)
+    on_cpu = job_cost(batch, work, costs)
+    assert on_cpu.gpu_seconds is None and on_cpu.core_seconds > 0
+    fast = {**costs["units"]["deepmd_md"][0], "device": "gpu", "seconds_per_atom_step": costs["units"]["deepmd_md"][0]["seconds_per_atom_step"] / 100}
+    on_gpu = job_cost(batch, work, {**costs, "units": {**costs["units"], "deepmd_md": [*costs["units"]["deepmd_md"], fast]}})
+    assert on_gpu.core_seconds is None and on_gpu.gpu_seconds == pytest.approx(on_cpu.core_seconds / 100)
+    label = Job("reference_label", {"system": "water", "iteration": "000", "shard": "00"})
+    assert job_cost(label, Workload({**config, "reference": {**config["reference"], "method": {"xc": "B3LYP", "basis": "cc-pVQZ"}}}), costs).core_seconds is None
+
+
+def test_dry_run_blocks_are_parsed_with_wildcards_threads_and_gpu():
+    text = """[Wed Dec  2 02:57:01 2026]
+rule mlip_train:
+    input: results/co2/mlip/iter000/data
+    wildcards: system=co2, iteration=000, member=0
+    threads: 4
+    resources: tmpdir=/tmp, runtime=30, cpus_per_task=4, gpu=1, mem_mb=4000, mem=4 GB, mem_mib=3815
+[Wed Dec  2 02:57:01 2026]
+localrule all:
+    input: results/co2/analysis/summary.json
+    jobid: 0
+"""
+    assert parse_dry_run(text) == [Job("mlip_train", {"system": "co2", "iteration": "000", "member": "0"}, 4, 1), Job("all", {}, 1, 0)]
+
+
+def test_a_bad_config_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sampling: {runs: -1}\n")
+    assert main(["plan", "--configfile", str(bad)]) == 2
+    assert "config key 'sampling.runs'" in capsys.readouterr().err
