@@ -3,14 +3,16 @@
 Three measurements, all on this machine's CPU, one thread, CPU time (not wall time: the machine is shared):
   demo   -- from a finished `make demo` folder: each benchmarked job's cpu_time (Snakemake `benchmark:`
             files) divided by its units of work from the same workflow functions the plan uses (frames
-            and atoms per shard from summary.csv/failures.csv, atom-steps per MD job, training steps,
-            cDFT network evaluations with the epochs actually run); the short unbenchmarked jobs from
-            the start and finish times in the demo's Snakemake log (wall seconds).
+            and atoms per shard from configurations.extxyz and assign_shards, atom-steps per MD job, training steps,
+            cDFT network evaluations with the epochs actually run). Rules without a `benchmark:` (short
+            bookkeeping jobs) get no rate: the plan counts them and says they are not estimated.
   scf    -- one PySCF label (energy + forces) of clusters of 1..k molecules at a production level of theory.
   deepmd -- a DeePMD model of a production config's size, trained for a few steps on the demo's labels:
             the cost per training step (difference of two step counts), and its evaluation on a 192-atom
-            water box against the demo's final model on the same box (the ratio scales the demo's MD rate).
-Run: `python bench/plan_costs.py DEMO_DIR [--production config/water.yaml config/co2.yaml] [--out FILE]`.
+            water box against the demo's model (iteration 0, the final model's architecture): the ratio scales
+            the demo's MD rate.
+Run: `python bench/plan_costs.py scf config/water.yaml water >> scf.jsonl` (per production level), then
+`python bench/plan_costs.py table DEMO_DIR --scf scf.jsonl --production config/water.yaml [--out FILE]`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import argparse
 import datetime
 import json
 import platform
-import re
 import resource
 import statistics
 import tempfile
@@ -37,7 +38,6 @@ from liquidscale.reference.configurations import assign_shards, number_frames, r
 from liquidscale.plan import ATOMS_PER_MOLECULE, Workload, cdft_width, deepmd_macs_per_atom, load_config, neighbours_within_cutoff
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHMARK = re.compile(r"benchmarks/(?P<system>\w+)/(?P<path>.+)\.tsv$")
 
 
 def cpu_time(path: Path) -> float:
@@ -45,13 +45,14 @@ def cpu_time(path: Path) -> float:
 
 
 def demo_units(demo: Path) -> dict:
+    """Units measured on the demo's benchmarked jobs; a stage the demo has not finished is left out."""
     config = load_config([demo / "config" / "config.yaml"])
     work = Workload(config)
-    bench = demo / "benchmarks"
-    results = demo / "results"
-    label_units, label_cpu = [], []
-    md_steps, md_cpu = 0.0, 0.0
-    train_cpu, cdft_units, cdft_cpu, analysis_cpu, aggregate_cpu = [], 0.0, 0.0, [], []
+    bench, results = demo / "benchmarks", demo / "results"
+    where = f"make demo (config/config.yaml) of {datetime.date.today().isoformat()}"
+    label_units, label_cpu, train_cpu, analysis_cpu, aggregate_cpu = [], [], [], [], []
+    md = {"explore": [0.0, 0.0, 0], "sampling": [0.0, 0.0, 0]}  # atom-steps, cpu seconds, jobs
+    cdft_units = cdft_cpu = 0.0
     for system in config["systems"]:
         for tsv in sorted((bench / system / "reference").glob("iter*/label*.tsv")):
             iteration, shard = tsv.parent.name, int(tsv.stem[5:])
@@ -59,79 +60,98 @@ def demo_units(demo: Path) -> dict:
             frames = assign_shards(number_frames(read_extxyz(configurations, get_molecule(system), configurations)), config["reference"]["shards"])[shard]
             label_units.append(float(sum(len(f.symbols) ** 3 for f in frames)))
             label_cpu.append(cpu_time(tsv))
-        for tsv in sorted((bench / system / "mlip").glob("iter*/train*.tsv")):
-            train_cpu.append(cpu_time(tsv) / config["mlip"]["training"]["steps"])
-        for tsv in sorted((bench / system / "mlip").glob("iter*/explore.tsv")):
-            md_steps += work.explore_atom_steps(system, int(tsv.parent.name[4:]))
-            md_cpu += cpu_time(tsv)
-        for tsv in sorted((bench / system / "sampling").glob("batch*.tsv")):
-            md_steps += work.sampling_atom_steps(system, int(tsv.stem[5:]))
-            md_cpu += cpu_time(tsv)
-        aggregate_cpu.append(cpu_time(bench / system / "profiles.tsv"))
-        metrics = read_json(results / system / "cdft" / "metrics.json")
-        cdft = config["cdft"]
-        evaluations = metrics["epochs"] * cdft["lbfgs_iterations"] + cdft["warmup_passes"]
-        cdft_units += evaluations * config["sampling"]["runs"] * config["profiles"]["split"][0] * work.profile_bins(system) * cdft_width(cdft["channels"])
-        cdft_cpu += cpu_time(bench / system / "cdft" / "train.tsv")
-        analysis_cpu.append(cpu_time(bench / system / "analysis" / "run.tsv"))
+        train_cpu += [cpu_time(tsv) / config["mlip"]["training"]["steps"] for tsv in sorted((bench / system / "mlip").glob("iter*/train*.tsv"))]
+        for kind, pattern, steps in (("explore", "mlip/iter*/explore.tsv", lambda t: work.explore_atom_steps(system, int(t.parent.name[4:]))),
+                                     ("sampling", "sampling/batch*.tsv", lambda t: work.sampling_atom_steps(system, int(t.stem[5:])))):
+            for tsv in sorted((bench / system).glob(pattern)):
+                md[kind][0] += steps(tsv)
+                md[kind][1] += cpu_time(tsv)
+                md[kind][2] += 1
+        if (bench / system / "profiles.tsv").is_file():
+            aggregate_cpu.append(cpu_time(bench / system / "profiles.tsv"))
+        if (bench / system / "cdft" / "train.tsv").is_file():
+            cdft = config["cdft"]
+            evaluations = read_json(results / system / "cdft" / "metrics.json")["epochs"] * cdft["lbfgs_iterations"] + cdft["warmup_passes"]
+            cdft_units += evaluations * config["sampling"]["runs"] * config["profiles"]["split"][0] * work.profile_bins(system) * cdft_width(cdft["channels"])
+            cdft_cpu += cpu_time(bench / system / "cdft" / "train.tsv")
+        if (bench / system / "analysis" / "run.tsv").is_file():
+            analysis_cpu.append(cpu_time(bench / system / "analysis" / "run.tsv"))
     # labelling shard = overhead + a * sum(atoms^3): least squares over the shards
-    A = np.column_stack([np.ones(len(label_units)), label_units])
-    (overhead, per_atom3), *_ = np.linalg.lstsq(A, np.array(label_cpu), rcond=None)
+    (overhead, per_atom3), *_ = np.linalg.lstsq(np.column_stack([np.ones(len(label_units)), label_units]), np.array(label_cpu), rcond=None)
     method = config["reference"]["method"]
     size = deepmd_macs_per_atom(config["mlip"], neighbours_within_cutoff(config, "water"))
-    where = f"make demo (config/config.yaml) of {datetime.date.today().isoformat()}"
-    return {
+    steps, seconds = md["explore"][0] + md["sampling"][0], md["explore"][1] + md["sampling"][1]
+    units = {
         "scf": [{"xc": method["xc"], "basis": method["basis"], "dispersion": method.get("dispersion"), "seconds_per_atom3": float(per_atom3), "device": "cpu",
                  "measured_on": f"{len(label_cpu)} labelling jobs of {where}, water and CO2 clusters of 3-9 atoms: cpu_time = overhead + a sum(atoms^3), least squares"}],
         "scf_job_overhead": {"seconds": max(float(overhead), 0.0), "measured_on": f"the same fit ({where})"},
         "deepmd_training": [{"macs_per_atom": size, "seconds_per_step": statistics.mean(train_cpu), "device": "cpu",
                              "measured_on": f"{len(train_cpu)} mlip_train jobs of {where} (demo model, 1 thread; cpu_time / steps, start-up and freeze included)"}],
-        "deepmd_md": [{"macs_per_atom": size, "seconds_per_atom_step": md_cpu / md_steps, "device": "cpu",
-                       "measured_on": f"the mlip_explore and sampling_batch jobs of {where} (demo model, 1 thread; cpu_time / atom-steps)"}],
-        "cdft_training": {"seconds_per_unit": cdft_cpu / cdft_units, "measured_on": f"the cdft_train jobs of {where} (cpu_time / (network evaluations x training runs x bins x channel width), epochs actually run)"},
-        "aggregation": {"overhead_seconds": statistics.mean(aggregate_cpu), "seconds_per_run_bin": None,
-                        "measured_on": f"profiles_aggregate of {where} (start-up dominated)"},
-        "jobs": {"analysis_system": {"seconds": statistics.mean(analysis_cpu), "measured_on": f"analysis_system jobs of {where} (the demo's analysis settings)"},
-                 **short_jobs(demo, where)},
+        "deepmd_md": [{"macs_per_atom": size, "seconds_per_atom_step": seconds / steps, "device": "cpu",
+                       "measured_on": f"{md['explore'][2]} mlip_explore and {md['sampling'][2]} sampling_batch jobs of {where} (demo model, 1 thread; cpu_time / atom-steps)"}],
     }
+    if cdft_cpu:
+        units["cdft_training"] = {"seconds_per_unit": cdft_cpu / cdft_units,
+                                  "measured_on": f"the cdft_train jobs of {where} (cpu_time / (network evaluations x training runs x bins x channel width), epochs actually run)"}
+    if aggregate_cpu:
+        units["aggregation"] = {"overhead_seconds": statistics.mean(aggregate_cpu), "seconds_per_run_bin": aggregation_rate(demo, config),
+                                "measured_on": f"overhead: profiles_aggregate jobs of {where}; per run-bin: aggregating 64 copies of its water batch0000.nc"
+                                               " in-process (CPU s / (runs x bins))"}
+    if analysis_cpu:
+        units["jobs"] = {"analysis_system": {"seconds": statistics.mean(analysis_cpu), "measured_on": f"analysis_system jobs of {where} (the demo's analysis settings)"}}
+    return units
 
 
-def short_jobs(demo: Path, where: str) -> dict:
-    """Unbenchmarked rules: mean wall seconds from 'rule X:'/'jobid: N' to 'Finished jobid: N' in the Snakemake log."""
-    log = sorted((demo / ".snakemake" / "log").glob("*.snakemake.log"))[-1].read_text()
-    stamp = r"\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]"
-    started, finished, rule_of = {}, {}, {}
-    for when, rule, jobid in re.findall(stamp + r"\n(?:local)?rule (\w+):\n(?:    .*\n)*?    jobid: (\d+)", log):
-        started[jobid], rule_of[jobid] = datetime.datetime.strptime(when, "%a %b %d %H:%M:%S %Y"), rule
-    for when, jobid in re.findall(stamp + r"\nFinished jobid: (\d+)", log):
-        finished[jobid] = datetime.datetime.strptime(when, "%a %b %d %H:%M:%S %Y")
-    seconds = defaultdict(list)
-    for jobid, rule in rule_of.items():
-        if jobid in finished:
-            seconds[rule].append((finished[jobid] - started[jobid]).total_seconds())
-    benchmarked = {"reference_label", "mlip_train", "mlip_explore", "sampling_batch", "profiles_aggregate", "cdft_train", "analysis_system", "all"}
-    return {rule: {"seconds": statistics.mean(values), "measured_on": f"{len(values)} jobs of {where}: wall time in its Snakemake log (1 s resolution, shared machine)"}
-            for rule, values in sorted(seconds.items()) if rule not in benchmarked}
+def aggregation_rate(demo: Path, config, copies: int = 64) -> float:
+    """CPU seconds per run-bin of streaming aggregation, on copies of a real batch file (run ids shifted)."""
+    import xarray as xr
+
+    from liquidscale.config import stage_settings
+    from liquidscale.sampling.aggregate import aggregate
+
+    template = xr.load_dataset(demo / "results" / "water" / "sampling" / "batch0000.nc")
+    runs = template.sizes["run"]
+    with tempfile.TemporaryDirectory() as scratch:
+        files = []
+        for k in range(copies):
+            files.append(Path(scratch) / f"batch{k:04d}.nc")
+            template.assign_coords(run=template["run"].values + k * runs).to_netcdf(files[-1])
+        start = time.process_time()
+        aggregate(files, Path(scratch) / "profiles.nc", stage_settings(config, "water", "profiles"))
+        seconds = time.process_time() - start
+    return seconds / (copies * runs * template.sizes["z"])
 
 
-def scf_units(configfile: Path, system: str, sizes: list[int]) -> dict:
-    from liquidscale.molecules import get_molecule
+def measure_scf(configfile: Path, system: str, sizes: list[int]) -> None:
+    """Print one JSON line per cluster size: CPU seconds of one label at the config's level of theory."""
     from liquidscale.reference.configurations import initial_clusters
     from liquidscale.reference.qm import label
 
-    config = load_config([configfile])
-    method = config["reference"]["method"]
-    frames = initial_clusters(get_molecule(system), dict(config["reference"]["initial"], cluster_sizes=sizes, frames_per_size=1), 1)
-    timings = []
-    for frame in frames:
-        start = time.process_time()
+    method = load_config([configfile])["reference"]["method"]
+    for frame in initial_clusters(get_molecule(system), dict(load_config([configfile])["reference"]["initial"], cluster_sizes=sizes, frames_per_size=1), 1):
+        start, cpu = time.perf_counter(), time.process_time()
         label(frame.symbols, frame.positions, method)
-        timings.append((len(frame.symbols), time.process_time() - start))
-    atoms, seconds = timings[-1]
-    slope = np.polyfit(np.log([a for a, _ in timings]), np.log([s for _, s in timings]), 1)[0]
-    return {"xc": method["xc"], "basis": method["basis"], "dispersion": method.get("dispersion"), "seconds_per_atom3": seconds / atoms**3, "device": "cpu",
-            "measured_on": f"one {system} label per cluster size ({', '.join(f'{a} atoms {s:.1f} s' for a, s in timings)}; CPU s, 1 thread): "
-                           f"a = s / atoms^3 at the largest; measured exponent {slope:.2f}"}
+        print(json.dumps({"system": system, "method": method, "atoms": len(frame.symbols), "seconds": time.perf_counter() - start,
+                          "cpu_seconds": time.process_time() - cpu}), flush=True)
+
+
+def scf_units(timings_file: Path) -> list[dict]:
+    """One cost entry per level in the timings: a = CPU s / atoms^3 at the largest cluster measured."""
+    levels: dict[tuple, list[dict]] = defaultdict(list)
+    for line in timings_file.read_text().splitlines():
+        record = json.loads(line)
+        levels[(record["system"], json.dumps(record["method"], sort_keys=True))].append(record)
+    entries = []
+    for (system, _), records in levels.items():
+        records.sort(key=lambda r: r["atoms"])
+        method, largest = records[0]["method"], records[-1]
+        slope = np.polyfit(np.log([r["atoms"] for r in records]), np.log([r["cpu_seconds"] for r in records]), 1)[0] if len(records) > 1 else float("nan")
+        sizes = ", ".join(f"{r['atoms']} atoms {r['cpu_seconds']:.1f} s" for r in records)
+        entries.append({"xc": method["xc"], "basis": method["basis"], "dispersion": method.get("dispersion"),
+                        "seconds_per_atom3": largest["cpu_seconds"] / largest["atoms"] ** 3, "device": "cpu",
+                        "measured_on": f"one {system} label per cluster size ({sizes}; CPU s, 1 thread, bench/plan_costs.py scf):"
+                                       f" a = s / atoms^3 at the largest; fitted exponent {slope:.2f}"})
+    return entries
 
 
 def _children_cpu() -> float:
@@ -139,7 +159,7 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def deepmd_units(demo: Path, configfile: Path, demo_md_rate: float, demo_size: float) -> tuple[dict, dict]:
+def deepmd_units(demo: Path, configfile: Path, demo_md_rate: float) -> tuple[dict, dict]:
     """A production-size water model: training s/step (two step counts differenced) and MD rate scaled by
     its evaluation cost relative to the demo's final model on the same 192-atom box."""
     import torch
@@ -172,13 +192,14 @@ def deepmd_units(demo: Path, configfile: Path, demo_md_rate: float, demo_size: f
         positions = (centres[:, None, :] + water[None]).reshape(-1, 3)[None]
         symbols = ["O", "H", "H"] * 64
         seconds = {}
-        for name, path in (("production", model), ("demo", demo / "results" / "water" / "mlip" / "final" / "model0.pth")):
+        for name, path in (("production", model), ("demo", demo / "results" / "water" / "mlip" / "iter000" / "model0" / "model.pth")):
             potential = DeepMDPotential(path, symbols)
-            potential(positions, np.array([[box] * 3]))
-            start = time.process_time()
-            for _ in range(5):
+            for _ in range(3):  # TorchScript's profiling executor optimises the graph over the first calls
                 potential(positions, np.array([[box] * 3]))
-            seconds[name] = (time.process_time() - start) / 5
+            start = time.process_time()
+            for _ in range(10):
+                potential(positions, np.array([[box] * 3]))
+            seconds[name] = (time.process_time() - start) / 10
     ratio = seconds["production"] / seconds["demo"]
     source = f"water model of {configfile.name}'s size (sel {sel})"
     train = {"macs_per_atom": size, "seconds_per_step": per_step, "device": "cpu",
@@ -191,30 +212,40 @@ def deepmd_units(demo: Path, configfile: Path, demo_md_rate: float, demo_size: f
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("demo", type=Path, help="a finished `make demo` folder (benchmarks/, results/, .snakemake/log)")
-    parser.add_argument("--production", nargs="*", type=Path, default=[], help="production configs whose SCF level and model size to measure")
-    parser.add_argument("--out", type=Path, default=REPO / "src" / "liquidscale" / "data" / "costs.yaml")
+    modes = parser.add_subparsers(dest="mode", required=True)
+    scf = modes.add_parser("scf", help="print one JSON line per cluster size: CPU seconds of a label at CONFIG's level")
+    scf.add_argument("configfile", type=Path)
+    scf.add_argument("system")
+    scf.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 3], help="molecules per cluster")
+    table = modes.add_parser("table", help="write the cost table from a finished demo, SCF timings and production model sizes")
+    table.add_argument("demo", type=Path, help="a finished `make demo` folder (benchmarks/, results/)")
+    table.add_argument("--scf", type=Path, help="JSON lines of `plan_costs.py scf` runs (production levels of theory)")
+    table.add_argument("--production", nargs="*", type=Path, default=[], help="production configs whose water model size to measure")
+    table.add_argument("--out", type=Path, default=REPO / "src" / "liquidscale" / "data" / "costs.yaml")
     args = parser.parse_args()
+    if args.mode == "scf":
+        measure_scf(args.configfile, args.system, args.sizes)
+        return
     units = demo_units(args.demo)
+    if args.scf:
+        units["scf"] += scf_units(args.scf)
     for configfile in args.production:
-        config = load_config([configfile])
-        for system in (s for s in config["systems"] if s in ATOMS_PER_MOLECULE and s != "lj"):
-            units["scf"].append(scf_units(configfile, system, [1, 2, 3]))
-        if "water" in config["systems"]:
-            demo_size = units["deepmd_md"][0]["macs_per_atom"]
-            train, md = deepmd_units(args.demo, configfile, units["deepmd_md"][0]["seconds_per_atom_step"], demo_size)
+        if "water" in load_config([configfile])["systems"]:
+            train, md = deepmd_units(args.demo, configfile, units["deepmd_md"][0]["seconds_per_atom_step"])
             units["deepmd_training"].append(train)
             units["deepmd_md"].append(md)
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
-    table = {
-        "machine": f"{cpu}, {len([l for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('processor')])} cores shared with other work; CPU only (no GPU rate measured)",
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), platform.processor())
+    cores = sum(line.startswith("processor") for line in cpuinfo)
+    costs = {
+        "machine": f"{cpu}, {cores} cores shared with other work; CPU only (no GPU rate measured)",
         "date": datetime.date.today().isoformat(),
         "how": "bench/plan_costs.py (see its docstring); one-thread CPU seconds per unit of work",
         "units": units,
     }
     args.out.write_text("# Written by bench/plan_costs.py: measured per-unit costs for `liquidscale plan` (do not edit by hand;\n"
                         "# a site adds its own measured rates, e.g. GPU ones with device: gpu, in a copy passed as --costs).\n"
-                        + yaml.safe_dump(table, sort_keys=False, width=200))
+                        + yaml.safe_dump(costs, sort_keys=False, width=200))
     print(args.out.read_text())
 
 
