@@ -236,17 +236,18 @@ class Workload:
 
     def sampling_atom_steps(self, system: str, batch: int) -> float:
         """Replicas of the batch x atoms (the state-point table's molecule count) x all MD steps."""
-        table = self._cached(("statepoints", system), lambda: self._statepoints(system))
-        rows = table[table["batch"] == batch]
+        molecules = self._cached(("statepoints", system), lambda: self._molecules_per_batch(system))[batch]
         sampling = self.config["sampling"]
         steps = sampling["minimisation_steps"] + sampling["equilibration_steps"] + sampling["production_steps"]
-        return float(len(rows) * rows["n_molecules"].iloc[0] * ATOMS_PER_MOLECULE[system] * steps)
+        return float(molecules * ATOMS_PER_MOLECULE[system] * steps)
 
-    def _statepoints(self, system: str):
+    def _molecules_per_batch(self, system: str) -> dict[int, int]:
+        """batch -> molecules in all its replicas, from the workflow's own state-point table."""
         from .config import stage_settings
         from .sampling.statepoints import statepoint_table, system_sampling
 
-        return statepoint_table(system_sampling(stage_settings(self.config, system, "sampling")))
+        table = statepoint_table(system_sampling(stage_settings(self.config, system, "sampling")))
+        return {int(b): int(n) for b, n in table.groupby("batch")["n_molecules"].sum().items()}
 
     def profile_bins(self, system: str) -> int:
         block = self.config["sampling"][system]
