@@ -1,18 +1,20 @@
 """Measure the per-unit costs `liquidscale plan` uses and write them as src/liquidscale/data/costs.yaml.
 
-Three measurements, all on this machine's CPU, one thread, CPU time (not wall time: the machine is shared):
+Four measurements, all on this machine's CPU, one thread, CPU time (not wall time: the machine is shared):
   demo   -- from a finished `make demo` folder: each benchmarked job's cpu_time (Snakemake `benchmark:`
             files) divided by its units of work from the same workflow functions the plan uses (frames
             and atoms per shard from configurations.extxyz and assign_shards, atom-steps per MD job, training steps,
-            cDFT network evaluations with the epochs actually run). Rules without a `benchmark:` (short
-            bookkeeping jobs) get no rate: the plan counts them and says they are not estimated.
+            cDFT network evaluations with the epochs actually run).
+  bookkeeping -- rules without a `benchmark:`: the first demo job of each rerun from the shell command in the
+            demo's Snakemake log, in a scratch copy of its results; CPU seconds per job.
   scf    -- one PySCF label (energy + forces) of clusters of 1..k molecules at a production level of theory.
   deepmd -- a DeePMD model of a production config's size, trained for a few steps on the demo's labels:
             the cost per training step (difference of two step counts), and its evaluation on a 192-atom
             water box against the demo's model (iteration 0, the final model's architecture): the ratio scales
             the demo's MD rate.
-Run: `python bench/plan_costs.py scf config/water.yaml water >> scf.jsonl` (per production level), then
-`python bench/plan_costs.py table DEMO_DIR --scf scf.jsonl --production config/water.yaml [--out FILE]`.
+Run: `python bench/plan_costs.py scf config/water.yaml water >> scf.jsonl` (per production level),
+`python bench/plan_costs.py bookkeeping DEMO_DIR > bookkeeping.jsonl`, then
+`python bench/plan_costs.py table DEMO_DIR --scf scf.jsonl --bookkeeping bookkeeping.jsonl --production config/water.yaml`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import datetime
 import json
 import platform
+import re
 import resource
 import statistics
 import tempfile
@@ -154,6 +157,43 @@ def scf_units(timings_file: Path) -> list[dict]:
     return entries
 
 
+BOOKKEEPING = ("reference_configurations", "reference_collect", "mlip_data", "mlip_test", "mlip_select", "mlip_feed_reference", "mlip_final",
+               "sampling_statepoints")
+
+
+def measure_bookkeeping(demo: Path) -> None:
+    """Print one JSON line per rule without a `benchmark:`: CPU seconds of its first job, rerun from the shell
+    command in the demo's Snakemake log inside a scratch copy of the demo's results (its outputs removed first)."""
+    import shutil
+    import subprocess
+
+    log = sorted((demo / ".snakemake" / "log").glob("*.snakemake.log"))[-1].read_text()
+    jobs = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", log):
+        match = re.match(r"(?:local)?rule (\w+):\n", block)
+        command = re.search(r"^Shell command: (.*)$", block, re.M)
+        outputs = re.search(r"^    output: (.*)$", block, re.M)
+        if match and command and outputs and match.group(1) in BOOKKEEPING:
+            jobs.setdefault(match.group(1), (outputs.group(1).split(", "), command.group(1)))
+    with tempfile.TemporaryDirectory() as scratch:
+        shutil.copytree(demo / "results", Path(scratch) / "results")
+        for rule, (outputs, command) in jobs.items():
+            for output in outputs:
+                target = Path(scratch) / output
+                shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+            log_file = re.search(r"> (logs/\S+)", command)
+            if log_file:
+                (Path(scratch) / log_file.group(1)).parent.mkdir(parents=True, exist_ok=True)
+            before = _children_cpu()
+            subprocess.run(["bash", "-c", command], cwd=scratch, check=True)
+            print(json.dumps({"rule": rule, "cpu_seconds": _children_cpu() - before}), flush=True)
+
+
+def bookkeeping_units(timings_file: Path) -> dict:
+    where = f"{timings_file.name}: the first demo job of the rule rerun from its logged command (bench/plan_costs.py bookkeeping), CPU s"
+    return {r["rule"]: {"seconds": r["cpu_seconds"], "measured_on": where} for r in map(json.loads, timings_file.read_text().splitlines())}
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -217,16 +257,24 @@ def main() -> None:
     scf.add_argument("configfile", type=Path)
     scf.add_argument("system")
     scf.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 3], help="molecules per cluster")
+    book = modes.add_parser("bookkeeping", help="print one JSON line per unbenchmarked rule: CPU seconds of a demo job rerun in a scratch copy")
+    book.add_argument("demo", type=Path)
     table = modes.add_parser("table", help="write the cost table from a finished demo, SCF timings and production model sizes")
     table.add_argument("demo", type=Path, help="a finished `make demo` folder (benchmarks/, results/)")
     table.add_argument("--scf", type=Path, help="JSON lines of `plan_costs.py scf` runs (production levels of theory)")
+    table.add_argument("--bookkeeping", type=Path, help="JSON lines of `plan_costs.py bookkeeping` (rules without a benchmark file)")
     table.add_argument("--production", nargs="*", type=Path, default=[], help="production configs whose water model size to measure")
     table.add_argument("--out", type=Path, default=REPO / "src" / "liquidscale" / "data" / "costs.yaml")
     args = parser.parse_args()
     if args.mode == "scf":
         measure_scf(args.configfile, args.system, args.sizes)
         return
+    if args.mode == "bookkeeping":
+        measure_bookkeeping(args.demo)
+        return
     units = demo_units(args.demo)
+    if args.bookkeeping:
+        units.setdefault("jobs", {}).update(bookkeeping_units(args.bookkeeping))
     if args.scf:
         units["scf"] += scf_units(args.scf)
     for configfile in args.production:
