@@ -13,8 +13,9 @@ Four measurements, all on this machine's CPU, one thread, CPU time (not wall tim
             water box against the demo's model (iteration 0, the final model's architecture): the ratio scales
             the demo's MD rate.
 Run: `python bench/plan_costs.py scf config/water.yaml water >> scf.jsonl` (per production level),
+`python bench/plan_costs.py deepmd DEMO_DIR config/water.yaml > deepmd.jsonl`,
 `python bench/plan_costs.py bookkeeping DEMO_DIR > bookkeeping.jsonl`, then
-`python bench/plan_costs.py table DEMO_DIR --scf scf.jsonl --bookkeeping bookkeeping.jsonl --production config/water.yaml`.
+`python bench/plan_costs.py table DEMO_DIR --scf scf.jsonl --deepmd deepmd.jsonl --bookkeeping bookkeeping.jsonl`.
 """
 
 from __future__ import annotations
@@ -199,9 +200,9 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def deepmd_units(demo: Path, configfile: Path, demo_md_rate: float) -> tuple[dict, dict]:
-    """A production-size water model: training s/step (two step counts differenced) and MD rate scaled by
-    its evaluation cost relative to the demo's final model on the same 192-atom box."""
+def measure_deepmd(demo: Path, configfile: Path) -> None:
+    """Print one JSON line for a water model of CONFIG's size: training CPU s/step (two step counts
+    differenced) and its evaluation cost relative to the demo's model on the same 192-atom box."""
     import torch
 
     from liquidscale.mlip import training
@@ -240,13 +241,21 @@ def deepmd_units(demo: Path, configfile: Path, demo_md_rate: float) -> tuple[dic
             for _ in range(10):
                 potential(positions, np.array([[box] * 3]))
             seconds[name] = (time.process_time() - start) / 10
-    ratio = seconds["production"] / seconds["demo"]
-    source = f"water model of {configfile.name}'s size (sel {sel})"
-    train = {"macs_per_atom": size, "seconds_per_step": per_step, "device": "cpu",
-             "measured_on": f"{source}: dp --pt train of 60 minus 10 steps on the demo's water labels, CPU s / 50, 1 thread"}
-    md = {"macs_per_atom": size, "seconds_per_atom_step": demo_md_rate * ratio, "device": "cpu",
-          "measured_on": f"{source}: the demo's MD rate x {ratio:.3g}, the ratio of its energy+forces evaluation on a 192-atom water box "
-                         f"({seconds['production'] * 1e3:.0f} ms) to the demo model's ({seconds['demo'] * 1e3:.1f} ms), CPU, 1 thread"}
+    print(json.dumps({"configfile": configfile.name, "sel": sel, "macs_per_atom": size, "train_seconds_per_step": per_step,
+                      "eval_seconds": seconds["production"], "demo_eval_seconds": seconds["demo"]}), flush=True)
+
+
+def deepmd_units(timings_file: Path, demo_md_rate: float) -> tuple[list[dict], list[dict]]:
+    """Training and MD entries per measured model size; the MD rate is the demo's scaled by the evaluation ratio."""
+    train, md = [], []
+    for r in map(json.loads, timings_file.read_text().splitlines()):
+        source = f"water model of {r['configfile']}'s size (sel {r['sel']}; bench/plan_costs.py deepmd)"
+        ratio = r["eval_seconds"] / r["demo_eval_seconds"]
+        train.append({"macs_per_atom": r["macs_per_atom"], "seconds_per_step": r["train_seconds_per_step"], "device": "cpu",
+                      "measured_on": f"{source}: dp --pt train of 60 minus 10 steps on the demo's water labels, CPU s / 50, 1 thread"})
+        md.append({"macs_per_atom": r["macs_per_atom"], "seconds_per_atom_step": demo_md_rate * ratio, "device": "cpu",
+                   "measured_on": f"{source}: the demo's MD rate x {ratio:.3g}, the ratio of its energy+forces evaluation on a 192-atom water box "
+                                  f"({r['eval_seconds'] * 1e3:.0f} ms) to the demo model's ({r['demo_eval_seconds'] * 1e3:.1f} ms), CPU, 1 thread"})
     return train, md
 
 
@@ -257,17 +266,23 @@ def main() -> None:
     scf.add_argument("configfile", type=Path)
     scf.add_argument("system")
     scf.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 3], help="molecules per cluster")
+    deepmd = modes.add_parser("deepmd", help="print one JSON line: training and evaluation cost of a water model of CONFIG's size")
+    deepmd.add_argument("demo", type=Path)
+    deepmd.add_argument("configfile", type=Path)
     book = modes.add_parser("bookkeeping", help="print one JSON line per unbenchmarked rule: CPU seconds of a demo job rerun in a scratch copy")
     book.add_argument("demo", type=Path)
     table = modes.add_parser("table", help="write the cost table from a finished demo, SCF timings and production model sizes")
     table.add_argument("demo", type=Path, help="a finished `make demo` folder (benchmarks/, results/)")
     table.add_argument("--scf", type=Path, help="JSON lines of `plan_costs.py scf` runs (production levels of theory)")
     table.add_argument("--bookkeeping", type=Path, help="JSON lines of `plan_costs.py bookkeeping` (rules without a benchmark file)")
-    table.add_argument("--production", nargs="*", type=Path, default=[], help="production configs whose water model size to measure")
+    table.add_argument("--deepmd", type=Path, help="JSON lines of `plan_costs.py deepmd` (production model sizes)")
     table.add_argument("--out", type=Path, default=REPO / "src" / "liquidscale" / "data" / "costs.yaml")
     args = parser.parse_args()
     if args.mode == "scf":
         measure_scf(args.configfile, args.system, args.sizes)
+        return
+    if args.mode == "deepmd":
+        measure_deepmd(args.demo, args.configfile)
         return
     if args.mode == "bookkeeping":
         measure_bookkeeping(args.demo)
@@ -277,11 +292,10 @@ def main() -> None:
         units.setdefault("jobs", {}).update(bookkeeping_units(args.bookkeeping))
     if args.scf:
         units["scf"] += scf_units(args.scf)
-    for configfile in args.production:
-        if "water" in load_config([configfile])["systems"]:
-            train, md = deepmd_units(args.demo, configfile, units["deepmd_md"][0]["seconds_per_atom_step"])
-            units["deepmd_training"].append(train)
-            units["deepmd_md"].append(md)
+    if args.deepmd:
+        train, md = deepmd_units(args.deepmd, units["deepmd_md"][0]["seconds_per_atom_step"])
+        units["deepmd_training"] += train
+        units["deepmd_md"] += md
     cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
     cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), platform.processor())
     cores = sum(line.startswith("processor") for line in cpuinfo)
