@@ -293,11 +293,7 @@ def job_cost(job: Job, work: Workload, costs: Mapping[str, Any]) -> Cost:
 
     if job.rule == "reference_label":
         atoms = work.label_atoms(system, int(job.wildcards["iteration"]), int(job.wildcards["shard"]))
-        rate = scf_rate(costs, config["reference"]["method"])
-        note = "" if int(job.wildcards["iteration"]) == 0 else " (later iterations: the most the selection can send)"
-        cost = priced(sum(n**3 for n in atoms), rate, units.get("scf_job_overhead", {}).get("seconds", 0.0))
-        cost.basis += note
-        return cost
+        return priced(sum(n**3 for n in atoms), scf_rate(costs, config["reference"]["method"]), units.get("scf_job_overhead", {}).get("seconds", 0.0))
     if job.rule in ("mlip_train", "mlip_explore", "sampling_batch") and system in ("water", "co2"):
         size = deepmd_macs_per_atom(config["mlip"], neighbours_within_cutoff(config, system))
         if job.rule == "mlip_train":
