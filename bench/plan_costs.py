@@ -12,6 +12,7 @@ Four measurements, all on this machine's CPU, one thread, CPU time (not wall tim
             the cost per training step (difference of two step counts), and its evaluation on a 192-atom
             water box against the demo's model (iteration 0, the final model's architecture): the ratio scales
             the demo's MD rate.
+The measurements behind the committed table are in bench/plan_costs_measurements/.
 Run: `python bench/plan_costs.py scf config/water.yaml water >> scf.jsonl` (per production level),
 `python bench/plan_costs.py deepmd DEMO_DIR config/water.yaml > deepmd.jsonl`,
 `python bench/plan_costs.py bookkeeping DEMO_DIR > bookkeeping.jsonl`, then
@@ -168,7 +169,7 @@ def measure_bookkeeping(demo: Path) -> None:
     import shutil
     import subprocess
 
-    log = sorted((demo / ".snakemake" / "log").glob("*.snakemake.log"))[-1].read_text()
+    log = "\n".join(path.read_text() for path in sorted((demo / ".snakemake" / "log").glob("*.snakemake.log")))
     jobs = {}
     for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", log):
         match = re.match(r"(?:local)?rule (\w+):\n", block)
