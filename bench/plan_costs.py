@@ -1,10 +1,11 @@
 """Measure the per-unit costs `liquidscale plan` uses and write them as src/liquidscale/data/costs.yaml.
 
-Four measurements, all on this machine's CPU, one thread, CPU time (not wall time: the machine is shared):
+Five measurements, all on this machine's CPU, one thread, CPU time (not wall time: the machine is shared):
   demo   -- from a finished `make demo` folder: each benchmarked job's cpu_time (Snakemake `benchmark:`
             files) divided by its units of work from the same workflow functions the plan uses (frames
             and atoms per shard from configurations.extxyz and assign_shards, atom-steps per MD job, training steps,
             cDFT network evaluations with the epochs actually run).
+  cdft   -- one c1 evaluation with its gradient per bin, the demo's network vs a production config's.
   bookkeeping -- rules without a `benchmark:`: the first demo job of each rerun from the shell command in the
             demo's Snakemake log, in a scratch copy of its results; CPU seconds per job.
   scf    -- one PySCF label (energy + forces) of clusters of 1..k molecules at a production level of theory.
@@ -15,8 +16,9 @@ Four measurements, all on this machine's CPU, one thread, CPU time (not wall tim
 The measurements behind the committed table are in bench/plan_costs_measurements/.
 Run: `python bench/plan_costs.py scf config/water.yaml water >> scf.jsonl` (per production level),
 `python bench/plan_costs.py deepmd DEMO_DIR config/water.yaml > deepmd.jsonl`,
+`python bench/plan_costs.py cdft DEMO_DIR config/water.yaml > cdft.jsonl`,
 `python bench/plan_costs.py bookkeeping DEMO_DIR > bookkeeping.jsonl`, then
-`python bench/plan_costs.py table DEMO_DIR --scf scf.jsonl --deepmd deepmd.jsonl --bookkeeping bookkeeping.jsonl`.
+`python bench/plan_costs.py table DEMO_DIR --scf scf.jsonl --deepmd deepmd.jsonl --cdft cdft.jsonl --bookkeeping bookkeeping.jsonl`.
 """
 
 from __future__ import annotations
@@ -96,8 +98,8 @@ def demo_units(demo: Path) -> dict:
                        "measured_on": f"{md['explore'][2]} mlip_explore and {md['sampling'][2]} sampling_batch jobs of {where} (demo model, 1 thread; cpu_time / atom-steps)"}],
     }
     if cdft_cpu:
-        units["cdft_training"] = {"seconds_per_unit": cdft_cpu / cdft_units,
-                                  "measured_on": f"the cdft_train jobs of {where} (cpu_time / (network evaluations x training runs x bins x channel width), epochs actually run)"}
+        units["cdft_training"] = [{"channel_width": cdft_width(config["cdft"]["channels"]), "seconds_per_unit": cdft_cpu / cdft_units, "device": "cpu",
+                                   "measured_on": f"the cdft_train jobs of {where} (cpu_time / (network evaluations x training runs x bins x channel width), epochs actually run)"}]
     if aggregate_cpu:
         units["aggregation"] = {"overhead_seconds": statistics.mean(aggregate_cpu), "seconds_per_run_bin": aggregation_rate(demo, config),
                                 "measured_on": f"overhead: profiles_aggregate jobs of {where}; per run-bin: aggregating 64 copies of its water batch0000.nc"
@@ -196,6 +198,45 @@ def bookkeeping_units(timings_file: Path) -> dict:
     return {r["rule"]: {"seconds": r["cpu_seconds"], "measured_on": where} for r in map(json.loads, timings_file.read_text().splitlines())}
 
 
+def measure_cdft(demo: Path, configfile: Path, runs: int = 16) -> None:
+    """Print one JSON line: CPU s per bin of one c1 evaluation with its gradient (an L-BFGS function
+    evaluation's work per bin) for the demo's network and for CONFIG's, on water's production grid."""
+    import torch
+
+    from liquidscale.cdft.model import NeuralC1
+    from liquidscale.plan import cdft_width
+
+    torch.set_num_threads(1)
+    production = load_config([configfile])
+    bins = round(production["sampling"]["water"]["box"][2] / production["sampling"]["water"]["bin_width"])
+    record = {"configfile": configfile.name, "bins": bins}
+    for name, config in (("demo", load_config([demo / "config" / "config.yaml"])), ("production", production)):
+        cdft = config["cdft"]
+        model = NeuralC1(production["sampling"]["water"]["bin_width"], cdft["window"]["water"], cdft["channels"], 0.03, [280.0, 650.0],
+                         cdft["architecture"], cdft["temperature_inputs"])
+        rho = torch.rand(runs, bins, dtype=torch.float64) * 0.03
+        T = torch.full((runs,), 400.0, dtype=torch.float64)
+        for _ in range(2):
+            model.c1(rho, T).square().sum().backward()
+        start = time.process_time()
+        for _ in range(5):
+            model.c1(rho, T).square().sum().backward()
+        record[name] = {"width": cdft_width(cdft["channels"]), "seconds_per_bin": (time.process_time() - start) / (5 * runs * bins)}
+    print(json.dumps(record), flush=True)
+
+
+def cdft_units(timings_file: Path, demo_rate: float) -> list[dict]:
+    """A cDFT entry per measured production network: the demo's rate x (its cost per bin / the demo network's) / (width ratio)."""
+    entries = []
+    for r in map(json.loads, timings_file.read_text().splitlines()):
+        ratio = r["production"]["seconds_per_bin"] / r["demo"]["seconds_per_bin"]
+        entries.append({"channel_width": r["production"]["width"], "seconds_per_unit": demo_rate * ratio * r["demo"]["width"] / r["production"]["width"], "device": "cpu",
+                         "measured_on": f"network of {r['configfile']}: the demo's rate x {ratio:.3g}, its c1 + gradient cost per bin"
+                                        f" ({r['production']['seconds_per_bin'] * 1e6:.2f} us) over the demo network's ({r['demo']['seconds_per_bin'] * 1e6:.2f} us)"
+                                        f" on {r['bins']} bins, CPU, 1 thread (bench/plan_costs.py cdft)"})
+    return entries
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -270,12 +311,16 @@ def main() -> None:
     deepmd = modes.add_parser("deepmd", help="print one JSON line: training and evaluation cost of a water model of CONFIG's size")
     deepmd.add_argument("demo", type=Path)
     deepmd.add_argument("configfile", type=Path)
+    cdft = modes.add_parser("cdft", help="print one JSON line: c1 evaluation + gradient cost per bin of the demo's network and CONFIG's")
+    cdft.add_argument("demo", type=Path)
+    cdft.add_argument("configfile", type=Path)
     book = modes.add_parser("bookkeeping", help="print one JSON line per unbenchmarked rule: CPU seconds of a demo job rerun in a scratch copy")
     book.add_argument("demo", type=Path)
     table = modes.add_parser("table", help="write the cost table from a finished demo, SCF timings and production model sizes")
     table.add_argument("demo", type=Path, help="a finished `make demo` folder (benchmarks/, results/)")
     table.add_argument("--scf", type=Path, help="JSON lines of `plan_costs.py scf` runs (production levels of theory)")
     table.add_argument("--bookkeeping", type=Path, help="JSON lines of `plan_costs.py bookkeeping` (rules without a benchmark file)")
+    table.add_argument("--cdft", type=Path, help="JSON lines of `plan_costs.py cdft` (production network sizes)")
     table.add_argument("--deepmd", type=Path, help="JSON lines of `plan_costs.py deepmd` (production model sizes)")
     table.add_argument("--out", type=Path, default=REPO / "src" / "liquidscale" / "data" / "costs.yaml")
     args = parser.parse_args()
@@ -285,10 +330,15 @@ def main() -> None:
     if args.mode == "deepmd":
         measure_deepmd(args.demo, args.configfile)
         return
+    if args.mode == "cdft":
+        measure_cdft(args.demo, args.configfile)
+        return
     if args.mode == "bookkeeping":
         measure_bookkeeping(args.demo)
         return
     units = demo_units(args.demo)
+    if args.cdft:
+        units["cdft_training"] += cdft_units(args.cdft, units["cdft_training"][0]["seconds_per_unit"])
     if args.bookkeeping:
         units.setdefault("jobs", {}).update(bookkeeping_units(args.bookkeeping))
     if args.scf:

@@ -151,17 +151,17 @@ class Rate:
     basis: str
 
 
-def sized_rate(entries: Sequence[Mapping[str, Any]], key: str, size: float, device: str, what: str) -> Rate | None:
+def sized_rate(entries: Sequence[Mapping[str, Any]], key: str, size: float, device: str, what: str, size_key: str = "macs_per_atom") -> Rate | None:
     """The rate ``key`` for a model of ``size`` (MACs per atom) on ``device`` (gpu falls back to cpu):
     the measured point itself, else interpolated linearly in size between measured points, else scaled in
     proportion to size from the nearest measured model; the basis says which."""
     for wanted in dict.fromkeys((device, "cpu")):
-        points = sorted((e for e in entries if e.get("device", "cpu") == wanted), key=lambda e: e["macs_per_atom"])
+        points = sorted((e for e in entries if e.get("device", "cpu") == wanted), key=lambda e: e[size_key])
         if points:
             break
     else:
         return None
-    sizes = [p["macs_per_atom"] for p in points]
+    sizes = [p[size_key] for p in points]
     values = [p[key] for p in points]
     source = "; ".join(p["measured_on"] for p in points)
     if any(math.isclose(size, s, rel_tol=1e-6) for s in sizes):
@@ -170,9 +170,9 @@ def sized_rate(entries: Sequence[Mapping[str, Any]], key: str, size: float, devi
     if len(points) >= 2 and sizes[0] < size < sizes[-1]:
         k = next(i for i, s in enumerate(sizes) if s > size)
         t = (size - sizes[k - 1]) / (sizes[k] - sizes[k - 1])
-        return Rate(values[k - 1] + t * (values[k] - values[k - 1]), wanted, f"{what} interpolated in model size ({size:.3g} MACs/atom) between {wanted} measurements: {source}")
+        return Rate(values[k - 1] + t * (values[k] - values[k - 1]), wanted, f"{what} interpolated in size ({size:.3g} {size_key}) between {wanted} measurements: {source}")
     k = 0 if size < sizes[0] else len(points) - 1
-    return Rate(values[k] * size / sizes[k], wanted, f"{what} scaled x{size / sizes[k]:.3g} by model size ({size:.3g} vs {sizes[k]:.3g} MACs/atom) from {wanted} measurement: {points[k]['measured_on']}")
+    return Rate(values[k] * size / sizes[k], wanted, f"{what} scaled x{size / sizes[k]:.3g} by size ({size:.3g} vs {sizes[k]:.3g} {size_key}) from {wanted} measurement: {points[k]['measured_on']}")
 
 
 def scf_rate(costs: Mapping[str, Any], method: Mapping[str, Any]) -> Rate | None:
@@ -307,9 +307,9 @@ def job_cost(job: Job, work: Workload, costs: Mapping[str, Any]) -> Cost:
         entry = units["aggregation"]
         rate = Rate(entry["seconds_per_run_bin"], "cpu", f"streaming aggregation: {entry['measured_on']}")
         return priced(config["sampling"]["runs"] * work.profile_bins(system), rate, entry.get("overhead_seconds", 0.0))
-    if job.rule == "cdft_train" and system in ATOMS_PER_MOLECULE and "cdft_training" in units:
-        entry = units["cdft_training"]
-        rate = Rate(entry["seconds_per_unit"], "cpu", f"cDFT training, max_epochs as an upper bound: {entry['measured_on']}")
+    if job.rule == "cdft_train" and system in ATOMS_PER_MOLECULE:
+        width = cdft_width(config["cdft"]["channels"])
+        rate = sized_rate(units.get("cdft_training", []), "seconds_per_unit", width, "cpu", "cDFT training (max_epochs: an upper bound)", "channel_width")
         return priced(work.cdft_units(system), rate)
     if fixed is not None:
         return Cost(core_seconds=fixed["seconds"], basis=f"per job: {fixed['measured_on']}")
