@@ -42,7 +42,7 @@ import yaml
 from liquidscale.io import read_json
 from liquidscale.molecules import get_molecule
 from liquidscale.reference.configurations import assign_shards, number_frames, read_extxyz
-from liquidscale.plan import ATOMS_PER_MOLECULE, Workload, cdft_width, deepmd_macs_per_atom, load_config, neighbours_within_cutoff
+from liquidscale.plan import Workload, cdft_width, deepmd_macs_per_atom, load_config, neighbours_within_cutoff
 
 REPO = Path(__file__).resolve().parents[1]
 
