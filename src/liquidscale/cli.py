@@ -34,6 +34,8 @@ STAGES = {
     "mlip": "liquidscale.mlip.cli",
     "analysis": "liquidscale.analysis.cli",
     "cdft": "liquidscale.cdft.cli",
+    "status": "liquidscale.status",
+    "plan": "liquidscale.plan",
 }
 
 # (stage, action) of a command -> (config section, per-action key) of config.rule_settings: the settings it
