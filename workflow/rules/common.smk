@@ -5,6 +5,7 @@ import sys
 
 from liquidscale.config import MOLECULAR_SYSTEMS, rule_settings, validate_config
 from liquidscale.errors import UserError
+from liquidscale.io import canonical_hash
 
 try:
     _validated = validate_config(config, base_dir=".")
@@ -12,6 +13,18 @@ except UserError as _error:
     sys.exit(f"liquidscale: {_error}")
 config.clear()
 config.update(_validated)
+
+
+def report_overview(validated):
+    """The hashes the report's front page quotes (workflow/report/workflow.rst can read only `config`): the validated
+    config's, and per system the config_hash its cdft and analysis outputs record in their provenance."""
+    return {
+        "config_hash": canonical_hash(validated),
+        "stage_hashes": {s: {stage: canonical_hash(rule_settings(validated, s, stage)) for stage in ("cdft", "analysis")} for s in validated["systems"]},
+    }
+
+
+config["report_overview"] = report_overview(_validated)
 
 SYSTEMS = list(config["systems"])
 MOLECULAR = [s for s in SYSTEMS if s in MOLECULAR_SYSTEMS]
