@@ -58,7 +58,7 @@ def figure(rows: Sequence[Mapping[str, Any]], system: str):
     rmse.set(xlabel="iteration", ylabel="held-out force RMSE, ensemble mean [eV/Å]")
     for key, colour in (("accurate", "C2"), ("candidate", "C1"), ("failed", "C3")):
         fractions.plot(it, [r[key] for r in rows], "o-", color=colour, label=key)
-    fractions.set(xlabel="iteration", ylabel="fraction of explored frames", ylim=(-0.02, 1.02))
+    fractions.set(xlabel="iteration", ylabel="fraction of explored frames (dimensionless)", ylim=(-0.02, 1.02))
     for ax in (rmse, fractions):
         integer_ticks(ax.xaxis)
     legend_beside(fractions)
