@@ -21,6 +21,7 @@ import numpy as np
 from .io import atomic_path
 
 SUPERSCRIPT = {1: "", 2: "²", 3: "³"}
+INVERSE = {1: "⁻¹", 2: "⁻²", 3: "⁻³"}
 REFERENCE_STYLE = {"color": "k", "ls": "--", "lw": 1.2}  # FeOs, exact or simulated reference curves
 EXPERIMENT_STYLE = {"color": "0.5", "ls": "none", "marker": "."}  # experimental points
 
@@ -45,7 +46,7 @@ class AxisUnits:
         elif self.reduced:
             volume = "σ" + SUPERSCRIPT.get(dim, f"^{dim}")
             athermal = "k" in energy and "T" in energy  # hard rods: energies in k_B T, T only a label
-            self.T_unit, self.length_unit, self.rho_unit = "", "σ", f"σ^-{dim} (reduced)"
+            self.T_unit, self.length_unit, self.rho_unit = "", "σ", f"σ{INVERSE.get(dim, f'^-{dim}')} (reduced)"
             self.T_label = "temperature (reduced; energies in k_BT)" if athermal else "temperature k_BT/ε (reduced)"
             self.rho_label = f"density ρ{volume} (reduced)"
             self.p_label = f"pressure βp{volume} (reduced)" if athermal else f"pressure p{volume}/ε (reduced)"

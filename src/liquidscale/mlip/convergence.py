@@ -55,10 +55,10 @@ def figure(rows: Sequence[Mapping[str, Any]], system: str):
     fig, (rmse, fractions) = new_figure(2, panel_size=(3.8, 3.0), legend_width=1.2)
     fig.suptitle(f"{system}: concurrent learning")
     rmse.plot(it, [r["force_rmse"] for r in rows], "C0o-")
-    rmse.set(xlabel="iteration", ylabel="held-out force RMSE, ensemble mean [eV/Å]")
+    rmse.set(xlabel="iteration", ylabel="held-out force RMSE [eV/Å]\n(ensemble mean)")
     for key, colour in (("accurate", "C2"), ("candidate", "C1"), ("failed", "C3")):
         fractions.plot(it, [r[key] for r in rows], "o-", color=colour, label=key)
-    fractions.set(xlabel="iteration", ylabel="fraction of explored frames (dimensionless)", ylim=(-0.02, 1.02))
+    fractions.set(xlabel="iteration", ylabel="fraction of explored frames\n(dimensionless)", ylim=(-0.02, 1.02))
     for ax in (rmse, fractions):
         integer_ticks(ax.xaxis)
     legend_beside(fractions)

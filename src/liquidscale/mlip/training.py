@@ -176,11 +176,11 @@ def learning_curves_figure(curves: Sequence[Mapping[str, np.ndarray]], title: st
     from ..plotting import legend_beside, new_figure
 
     fig, (energy, force) = new_figure(2, panel_size=(3.8, 3.0), legend_width=0.8)
-    fig.suptitle(title)
+    fig.suptitle(f"{title}: DeePMD training curves of the ensemble")
     for member, curve in enumerate(curves):
         energy.semilogy(curve["step"], curve["rmse_e_trn"], color=f"C{member}", label=f"model {member}")
         force.semilogy(curve["step"], curve["rmse_f_trn"], color=f"C{member}", label=f"model {member}")
-    energy.set(xlabel="training step", ylabel="training energy RMSE per atom [eV]")
+    energy.set(xlabel="training step", ylabel="training energy RMSE\nper atom [eV]")
     force.set(xlabel="training step", ylabel="training force RMSE [eV/Å]")
     legend_beside(force)
     return fig
