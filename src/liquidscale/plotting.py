@@ -93,9 +93,9 @@ def new_figure(panels: int, missing: Sequence[str] = (), panel_size: tuple[float
     import matplotlib.pyplot as plt
 
     width = max(panels, 1) * (panel_size[0] + legend_width)
-    notes = [textwrap.fill(text, int(14 * width)) for text in missing]
-    height = panel_size[1] if panels else 0.4 + 0.18 * sum(n.count("\n") + 1 for n in notes)
-    fig = plt.figure(figsize=(width, height + 0.16 * sum(n.count("\n") + 1 for n in notes) * bool(panels)), layout="constrained")
+    notes = [textwrap.fill(text, int(14 * width)) for text in missing]  # ~14 characters of 8-point text per inch
+    lines = sum(text.count("\n") + 1 for text in notes)
+    fig = plt.figure(figsize=(width, (panel_size[1] if panels else 0.3) + 0.18 * lines), layout="constrained")
     axes = list(fig.subplots(1, panels, squeeze=False)[0]) if panels else []
     if notes:
         fig.suptitle("\n".join(notes), fontsize=8, color="0.25")

@@ -220,7 +220,7 @@ def profiles(out_dir: Path, axes: AxisUnits):
     interface = _read(out_dir, "interface.csv")
     missing = []
     if not heldout.is_file():
-        missing.append(f"{axes.system}: no held-out profile solved (summary.json 'profiles' says why)")
+        missing.append(f"{axes.system}: no held-out profiles: none solved, or the analysis had no profile dataset (summary.json 'profiles')")
     if not interface_nc.is_file():
         missing.append(f"{axes.system}: no free interface: {_reason(interface, 'no binodal')}")
     fig, panels = new_figure(int(heldout.is_file()) + int(interface_nc.is_file()), missing)
