@@ -6,6 +6,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+report: "workflow/report/workflow.rst"
+
+
 # The demo campaign, read only when no --configfile is given: a config named on the command line stands
 # on the schema defaults alone (`liquidscale config FILE...` prints what it resolves to).
 if not workflow.overwrite_configfiles:

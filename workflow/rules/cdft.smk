@@ -33,7 +33,10 @@ rule cdft_train:
         weights="results/{system}/cdft/model.safetensors",
         metrics="results/{system}/cdft/metrics.json",
         curve="results/{system}/cdft/training.csv",
-        figure="results/{system}/cdft/training.png",
+        figure=report("results/{system}/cdft/training.png", caption="../report/cdft_training.rst", category="{system}",
+                      subcategory="2 neural functional (cdft)", labels={"figure": "training curve"}),
+        heldout=report("results/{system}/cdft/heldout_profiles.png", caption="../report/heldout_profiles.rst", category="{system}",
+                       subcategory="2 neural functional (cdft)", labels={"figure": "held-out profiles"}),
     params:
         settings=settings_of("cdft", "train"),
     log:

@@ -10,6 +10,7 @@ from liquidscale.cli import WORKFLOW_CONFIGFILES_ENV, command_settings
 from liquidscale.config import MOLECULAR_SYSTEMS, validate_config
 from liquidscale.deployment import job_environment
 from liquidscale.errors import UserError
+from liquidscale.io import canonical_hash
 
 # Jobs find `liquidscale` without an activated .venv, and conda jobs run this checkout's src/ (deployment.py).
 _CONDA_JOBS = DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method
@@ -21,6 +22,21 @@ except UserError as _error:
     sys.exit(f"liquidscale: {_error}")
 config.clear()
 config.update(_validated)
+
+
+def report_overview(validated):
+    """The hashes the report's front page quotes (workflow/report/workflow.rst can read only `config`): the validated
+    config's, and per system the config_hash its cdft and analysis outputs record in their provenance."""
+    return {
+        "config_hash": canonical_hash(validated),
+        "stage_hashes": {
+            s: {stage: canonical_hash(command_settings(validated, s, stage, action)) for stage, action in (("cdft", "train"), ("analysis", "run"))}
+            for s in validated["systems"]
+        },
+    }
+
+
+config["report_overview"] = report_overview(_validated)
 
 SYSTEMS = list(config["systems"])
 MOLECULAR = [s for s in SYSTEMS if s in MOLECULAR_SYSTEMS]

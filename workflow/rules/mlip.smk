@@ -57,7 +57,8 @@ rule mlip_test:
         models=mlip_member_dirs,
     output:
         metrics="results/{system}/mlip/iter{iteration}/metrics.json",
-        figure=report("results/{system}/mlip/iter{iteration}/learning_curve.png", category="mlip"),
+        figure=report("results/{system}/mlip/iter{iteration}/learning_curve.png", caption="../report/learning_curve.rst", category="{system}",
+                      subcategory="1 concurrent learning (mlip)", labels={"figure": "learning curves", "iteration": "{iteration}"}),
     params:
         settings=settings_of("mlip", "test"),
     log:
@@ -141,7 +142,8 @@ rule mlip_final:
         models=expand("results/{{system}}/mlip/final/model{member}.pth", member=mlip_members()),
         metadata="results/{system}/mlip/final/metadata.json",
         table="results/{system}/mlip/final/convergence.csv",
-        figure=report("results/{system}/mlip/final/convergence.png", category="mlip"),
+        figure=report("results/{system}/mlip/final/convergence.png", caption="../report/convergence.rst", category="{system}",
+                      subcategory="1 concurrent learning (mlip)", labels={"figure": "convergence", "iteration": "all"}),
     params:
         settings=settings_of("mlip", "final"),
         iterations=mlip_iterations_arg,

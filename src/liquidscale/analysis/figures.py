@@ -1,9 +1,10 @@
 """Figures of one system's analysis, drawn from its tables (PNG and SVG, written atomically).
 
-Water and CO2 are drawn in K, kg/m^3 and MPa beside the experimental saturation data; lj and
-hard_rods in reduced units. A missing result is said in the panel's title, never drawn over data;
-densities beyond the analysed range (the training coverage) are shaded, points flagged beyond
-coverage in a table are drawn hollow or as grey crosses.
+Water and CO2 are drawn in K, kg/m³, MPa and nm beside the experimental saturation data (grey dots);
+lj, pets and hard_rods in reduced units (``liquidscale.plotting.AxisUnits``). A missing result is said
+in the panel's title or above the figure, never drawn over data, and a panel with nothing to draw is
+left out; legends sit beside the axes. Densities beyond the analysed range (the training coverage) are
+shaded, points flagged beyond coverage in a table are drawn hollow or as grey crosses.
 """
 
 from __future__ import annotations
@@ -14,20 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from ..io import atomic_path
+from ..plotting import EXPERIMENT_STYLE, AxisUnits, legend_beside, new_figure, note, save
 from . import units as lab
 
 FIGURES = ("phase_diagram", "pressure_temperature", "isotherms", "pores", "profiles")
-
-
-def _save(fig, out_dir: Path, name: str) -> None:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    for ext in ("png", "svg"):
-        with atomic_path(out_dir / f"{name}.{ext}") as tmp:
-            fig.savefig(tmp, format=ext, dpi=130)
-    plt.close(fig)
 
 
 def _read(out_dir: Path, name: str):
@@ -37,11 +28,11 @@ def _read(out_dir: Path, name: str):
     return pd.read_csv(path) if path.is_file() else pd.DataFrame()
 
 
-def _note(ax, text: str) -> None:
-    """Append to the panel's title what is missing or unsure, where it cannot hide data."""
-    import textwrap
-
-    ax.set_title("\n".join(t for t in (ax.get_title(), textwrap.fill(text, 80)) if t), fontsize=8)
+def _reason(table, fallback: str) -> str:
+    """The table's first stated reason, or ``fallback`` where it states none."""
+    if not table.empty and "reason" in table and isinstance(table["reason"].iloc[0], str) and table["reason"].iloc[0]:
+        return table["reason"].iloc[0]
+    return fallback
 
 
 def _outside(table) -> "np.ndarray":
@@ -54,10 +45,14 @@ def _outside(table) -> "np.ndarray":
 def _coverage_unknown(out_dir: Path, ax) -> None:
     crit = _read(out_dir, "critical_point.csv")
     if "coverage" in crit and crit["coverage"].iloc[0] == "coverage unknown":
-        _note(ax, "coverage unknown: the model records no training coverage")
+        note(ax, "coverage unknown: the model records no training coverage")
 
 
-def _shade_beyond_density_max(out_dir: Path, ax, system: str, axes: "_Axes") -> None:
+def _critical_found(crit) -> bool:
+    return not crit.empty and crit["status"].iloc[0] == "found"
+
+
+def _shade_beyond_density_max(out_dir: Path, ax, axes: AxisUnits) -> None:
     """Shade rho > density_max(T) (from eos.nc): the functional was not analysed, or not trained, there."""
     import xarray as xr
 
@@ -66,203 +61,203 @@ def _shade_beyond_density_max(out_dir: Path, ax, system: str, axes: "_Axes") -> 
     with xr.open_dataset(out_dir / "eos.nc") as eos:
         if "density_max" not in eos:
             return
-        T, rho_max = eos["T"].values, eos["density_max"].values
-    x = lab.kg_per_m3(rho_max, system) if axes.lab else rho_max
+        T, x = eos["T"].values, axes.rho(eos["density_max"].values)
     ax.fill_betweenx(T, x, 1.15 * np.max(x), color="0.85", hatch="//", edgecolor="0.7", lw=0, label="beyond the analysed density (coverage)")
 
 
-class _Axes:
-    """Density and pressure columns and labels: lab units for water/CO2, internal otherwise."""
-
-    def __init__(self, system: str, units: Mapping[str, Any]):
-        self.lab = lab.has_lab_units(system)
-        length, energy, dim = units["length_unit"], units["energy_unit"], units["dimension"]
-        self.rho_label = "density [kg/m³]" if self.lab else f"density [{length}^-{dim}]"
-        self.p_label = "pressure [MPa]" if self.lab else f"pressure [{energy} {length}^-{dim}]"
-        self.T_label = f"temperature [{units['temperature_unit'] or 'reduced'}]"
-
-    def rho(self, column: str) -> str:
-        return f"{column}_kg_m3" if self.lab else column
-
-    def p(self, column: str) -> str:
-        return f"{column}_MPa" if self.lab else column
-
-
-def phase_diagram(out_dir: Path, system: str, axes: _Axes) -> None:
-    import matplotlib.pyplot as plt
-
-    binodal, crit = _read(out_dir, "binodal.csv"), _read(out_dir, "critical_point.csv")
-    widom, fw = _read(out_dir, "widom.csv"), _read(out_dir, "fisher_widom.csv")
-    fig, ax = plt.subplots(figsize=(8.5, 4.5))
-    ax.set_title(f"{system}: phase diagram from the functional")
-    _shade_beyond_density_max(out_dir, ax, system, axes)
-    if not binodal.empty:
-        ax.plot(binodal[axes.rho("rho_vapour")], binodal["T"], "C0-", label="binodal (equal mu, p)")
-        ax.plot(binodal[axes.rho("rho_liquid")], binodal["T"], "C0-")
-        ax.plot(binodal[axes.rho("spinodal_vapour")], binodal["T"], "C0--", lw=1, label="spinodal (d mu/d rho = 0)")
-        ax.plot(binodal[axes.rho("spinodal_liquid")], binodal["T"], "C0--", lw=1)
-    if not crit.empty and crit["status"].iloc[0] == "found":
-        ax.plot(crit[axes.rho("rho")], crit["T"], "C3*", ms=12, label="critical point")
-    else:
-        status = crit["status"].iloc[0] if not crit.empty else "not found"
-        _note(ax, f"critical point {status}: {crit['reason'].iloc[0]}" if not crit.empty else "no critical point")
+def _widom_lines(ax, widom, x_of, y_of) -> None:
+    """One dotted line per Widom definition; points beyond coverage hollow."""
     for i, (definition, group) in enumerate(widom.groupby("definition") if not widom.empty else []):
         outside = _outside(group)
-        ax.plot(group[axes.rho("rho")], group["T"], marker="o^sv"[i % 4], ls=":", ms=4, color=f"C{i + 4}", label=f"Widom: max {definition}",
-                markevery=list(np.flatnonzero(~outside)))
-        ax.plot(group[axes.rho("rho")][outside], group["T"][outside], marker="o^sv"[i % 4], ls="none", ms=4, mfc="none", color=f"C{i + 4}")
-    if not fw.empty and (fw["status"] == "found").any():
+        x, y = x_of(group), y_of(group)
+        ax.plot(x, y, marker="o^sv"[i % 4], ls=":", ms=4, color=f"C{i + 4}", label=f"Widom: max {definition}", markevery=list(np.flatnonzero(~outside)))
+        if outside.any():
+            ax.plot(x[outside], y[outside], marker="o^sv"[i % 4], ls="none", ms=4, mfc="none", color=f"C{i + 4}")
+
+
+def _critical_note(crit) -> str:
+    return f"critical point {crit['status'].iloc[0]}: {_reason(crit, 'no reason recorded')}" if not crit.empty else "no critical point table"
+
+
+def phase_diagram(out_dir: Path, axes: AxisUnits):
+    system = axes.system
+    binodal, crit = _read(out_dir, "binodal.csv"), _read(out_dir, "critical_point.csv")
+    widom, fw = _read(out_dir, "widom.csv"), _read(out_dir, "fisher_widom.csv")
+    fw_found = not fw.empty and (fw["status"] == "found").any()
+    if binodal.empty and not _critical_found(crit) and widom.empty and not fw_found and system not in lab.REFERENCE_FILES:
+        return new_figure(0, [f"{system}: no phase diagram to draw: {_critical_note(crit)}"])[0]
+    fig, (ax,) = new_figure(1, panel_size=(5.5, 4.2), legend_width=3.0)
+    ax.set_title(f"{system}: phase diagram from the functional", fontsize=10)
+    _shade_beyond_density_max(out_dir, ax, axes)
+    if not binodal.empty:
+        ax.plot(axes.rho(binodal["rho_vapour"]), binodal["T"], "C0-", label="binodal (equal mu, p)")
+        ax.plot(axes.rho(binodal["rho_liquid"]), binodal["T"], "C0-")
+        ax.plot(axes.rho(binodal["spinodal_vapour"]), binodal["T"], "C0--", lw=1, label="spinodal (d mu/d rho = 0)")
+        ax.plot(axes.rho(binodal["spinodal_liquid"]), binodal["T"], "C0--", lw=1)
+    if _critical_found(crit):
+        ax.plot(axes.rho(crit["rho"]), crit["T"], "C3*", ms=12, label="critical point")
+    else:
+        note(ax, _critical_note(crit))
+    _widom_lines(ax, widom, lambda g: axes.rho(g["rho"]), lambda g: g["T"].to_numpy())
+    if fw_found:
         found = fw[fw["status"] == "found"]
-        ax.plot(found[axes.rho("rho")], found["T"], "k-.", marker="x", label="Fisher-Widom line")
+        ax.plot(axes.rho(found["rho"]), found["T"], "C1-.", marker="x", label="Fisher-Widom line")
     _coverage_unknown(out_dir, ax)
     if system in lab.REFERENCE_FILES:
         table, _ = lab.experimental_saturation(system)
-        ax.plot(table["rho_vapour_kg_m3"], table["T_K"], "0.5", ls="none", marker=".", label="experiment (saturation)")
-        ax.plot(table["rho_liquid_kg_m3"], table["T_K"], "0.5", ls="none", marker=".")
+        ax.plot(table["rho_vapour_kg_m3"], table["T_K"], **EXPERIMENT_STYLE, label="experiment (saturation)")
+        ax.plot(table["rho_liquid_kg_m3"], table["T_K"], **EXPERIMENT_STYLE)
     ax.set_xlabel(axes.rho_label)
     ax.set_ylabel(axes.T_label)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)  # beside the axes: never over a curve
-    _save(fig, out_dir, "phase_diagram")
+    legend_beside(ax)
+    return fig
 
 
-def pressure_temperature(out_dir: Path, system: str, axes: _Axes) -> None:
-    import matplotlib.pyplot as plt
-
+def pressure_temperature(out_dir: Path, axes: AxisUnits):
+    system = axes.system
     binodal, crit, widom = _read(out_dir, "binodal.csv"), _read(out_dir, "critical_point.csv"), _read(out_dir, "widom.csv")
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    if binodal.empty and not _critical_found(crit) and widom.empty and system not in lab.REFERENCE_FILES:
+        return new_figure(0, [f"{system}: no saturation pressure or Widom line to draw: {_critical_note(crit)}"])[0]
+    fig, (ax,) = new_figure(1, panel_size=(5.0, 4.0), legend_width=2.6)
+    ax.set_title(f"{system}: pressure-temperature projection", fontsize=10)
     if not binodal.empty:
-        ax.plot(binodal["T"], binodal[axes.p("p")], "C0-", label="saturation pressure")
+        ax.plot(binodal["T"], axes.p(binodal["p"]), "C0-", label="saturation pressure (functional)")
     else:
-        _note(ax, "no liquid-vapour coexistence")
-    if not crit.empty and crit["status"].iloc[0] == "found":
-        ax.plot(crit["T"], crit[axes.p("p")], "C3*", ms=12, label="critical point")
-    elif not crit.empty:
-        _note(ax, f"critical point {crit['status'].iloc[0]}")
+        note(ax, f"no liquid-vapour coexistence: {_reason(crit, 'no binodal')}")
+    if _critical_found(crit):
+        ax.plot(crit["T"], axes.p(crit["p"]), "C3*", ms=12, label="critical point")
+    elif not crit.empty and not binodal.empty:
+        note(ax, f"critical point {crit['status'].iloc[0]}")
     _coverage_unknown(out_dir, ax)
-    for i, (definition, group) in enumerate(widom.groupby("definition") if not widom.empty else []):
-        ax.plot(group["T"], group[axes.p("p")], marker="o^sv"[i % 4], ls=":", ms=4, color=f"C{i + 4}", label=f"Widom: max {definition}")
+    _widom_lines(ax, widom, lambda g: g["T"].to_numpy(), lambda g: axes.p(g["p"]))
     if system in lab.REFERENCE_FILES:
         table, _ = lab.experimental_saturation(system)
-        ax.plot(table["T_K"], table["p_sat_MPa"], "0.5", ls="none", marker=".", label="experiment")
+        ax.plot(table["T_K"], table["p_sat_MPa"], **EXPERIMENT_STYLE, label="experiment (saturation)")
     ax.set_xlabel(axes.T_label)
     ax.set_ylabel(axes.p_label)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
-    _save(fig, out_dir, "pressure_temperature")
+    legend_beside(ax)
+    return fig
 
 
-def isotherms(out_dir: Path, system: str, axes: _Axes, count: int = 6) -> None:
-    import matplotlib.pyplot as plt
+def isotherms(out_dir: Path, axes: AxisUnits, count: int = 6):
     import xarray as xr
 
-    fig, ax = plt.subplots(figsize=(5.5, 4))
     if not (out_dir / "eos.nc").is_file():
-        _note(ax, "no equation-of-state table")
-        _save(fig, out_dir, "isotherms")
-        return
+        fig, _ = new_figure(0, [f"{axes.system}: no isotherms, the equation-of-state table eos.nc was not written"])
+        return fig
+    fig, (ax,) = new_figure(1, panel_size=(5.0, 4.0))
+    ax.set_title(f"{axes.system}: isotherms of the functional's bulk equation of state", fontsize=10)
     with xr.open_dataset(out_dir / "eos.nc") as eos:
         pick = np.unique(np.linspace(0, eos.sizes["T"] - 1, count).round().astype(int))
-        rho = eos["rho"].values
-        x = lab.kg_per_m3(rho, system) if axes.lab else rho
+        x = axes.rho(eos["rho"].values)
         for i in pick:
-            p = eos["p"].values[i]
-            y = lab.megapascal(p) if axes.lab else p
-            ax.plot(x, y, lw=1, label=f"T = {eos['T'].values[i]:.4g}")
+            ax.plot(x, axes.p(eos["p"].values[i]), lw=1, label=axes.temperature(eos["T"].values[i]))
     binodal = _read(out_dir, "binodal.csv")
     if not binodal.empty:
-        ax.plot(binodal[axes.rho("rho_vapour")], binodal[axes.p("p")], "k-", lw=1.5, label="binodal")
-        ax.plot(binodal[axes.rho("rho_liquid")], binodal[axes.p("p")], "k-", lw=1.5)
-        top = binodal[axes.p("p")].max()
-        ax.set_ylim(-1.5 * abs(top), 3 * abs(top))
-    _note(ax, "each isotherm drawn up to its analysed density_max (training coverage)")
+        y = axes.p(binodal["p"])
+        ax.plot(axes.rho(binodal["rho_vapour"]), y, "k-", lw=1.5, label="binodal")
+        ax.plot(axes.rho(binodal["rho_liquid"]), y, "k-", lw=1.5)
+        ax.set_ylim(-1.5 * abs(y.max()), 3 * abs(y.max()))
+    note(ax, "each isotherm drawn up to its analysed density_max (training coverage)")
     _coverage_unknown(out_dir, ax)
     ax.set_xlabel(axes.rho_label)
     ax.set_ylabel(axes.p_label)
-    ax.legend(fontsize=7)
-    _save(fig, out_dir, "isotherms")
+    legend_beside(ax)
+    return fig
 
 
-def pores(out_dir: Path, system: str) -> None:
-    import matplotlib.pyplot as plt
+def pores(out_dir: Path, axes: AxisUnits):
+    from matplotlib.ticker import MaxNLocator
 
     table, branches = _read(out_dir, "pores.csv"), _read(out_dir, "pore_isotherms.csv")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8))
+    found = table[table["status"] == "found"] if not table.empty else table
     if branches.empty:
-        _note(left, str(table["reason"].iloc[0]) if not table.empty else "no pore results")
+        missing = [f"{axes.system}: no pore isotherms and no capillary coexistence: {_reason(table, 'no pore results')}"]
     else:
+        missing = [f"{axes.system}: no capillary coexistence found: {_reason(table, 'no reason recorded')}"] if found.empty else []
+    fig, panels = new_figure(int(not branches.empty) + int(not found.empty), missing)
+    panels = iter(panels)
+    if not branches.empty:
+        left = next(panels)
+        left.set_title("slit-pore isotherms: adsorption and desorption", fontsize=9)
         mu_sat = table["beta_mu_sat"].iloc[0]
         for i, (H, group) in enumerate(branches.groupby("H")):
             for name, style in (("adsorption", "-"), ("desorption", "--")):
                 b = group[group["branch"] == name]
-                left.plot(b["beta_mu"] - mu_sat, b["mean_density"], style, color=f"C{i}", label=f"H = {H:g} ({name[:3]}.)")
+                left.plot(b["beta_mu"] - mu_sat, axes.rho(b["mean_density"]), style, color=f"C{i}",
+                          label=f"H = {float(axes.length(H)):.3g} {axes.length_unit} ({name[:3]}.)")
         outside = _outside(branches)
         if outside.any():
-            left.plot(branches["beta_mu"][outside] - mu_sat, branches["mean_density"][outside], "x", color="0.4", ms=5,
+            left.plot(branches["beta_mu"][outside] - mu_sat, axes.rho(branches["mean_density"][outside]), "x", color="0.4", ms=5,
                       label="profile denser than its training data")
         left.axvline(0.0, color="0.5", lw=0.8)
-        left.set_xlabel("beta (mu - mu_sat)")
-        left.set_ylabel("mean density N / H")
-        left.legend(fontsize=6)
-    found = table[table["status"] == "found"] if not table.empty else table
-    if found.empty:
-        _note(right, "no capillary coexistence found" + (f": {table['reason'].iloc[0]}" if not table.empty else ""))
-    else:
+        left.xaxis.set_major_locator(MaxNLocator(5))
+        left.set_xlabel("chemical potential β(μ − μ_sat) (dimensionless)")
+        left.set_ylabel("mean " + axes.rho_label + " in the pore, N/H")
+        legend_beside(left)
+    if not found.empty:
+        right = next(panels)
+        right.set_title("capillary coexistence", fontsize=9)
         outside = _outside(found)
-        right.plot(found["H"], found["shift_times_H"], "C0-")
-        right.plot(found["H"][~outside], found["shift_times_H"][~outside], "C0o", label="beta (mu_sat - mu_cc) H")
+        H, shift = axes.length(found["H"]), axes.length(found["shift_times_H"])
+        right.plot(H, shift, "C0-")
+        right.plot(H[~outside], shift[~outside], "C0o", label="functional: β(μ_sat − μ_cc) H")
         if outside.any():
-            right.plot(found["H"][outside], found["shift_times_H"][outside], "C0o", mfc="none", label="... beyond training coverage")
-        kelvin = found["kelvin_shift_times_H"].iloc[0]
+            right.plot(H[outside], shift[outside], "C0o", mfc="none", label="... beyond training coverage")
+        kelvin = float(axes.length(found["kelvin_shift_times_H"].iloc[0]))
         if np.isfinite(kelvin):
-            right.axhline(kelvin, color="C3", ls="--", label="Kelvin: 2 beta (gamma_wv - gamma_wl) / (rho_l - rho_v)")
-        right.set_xlabel("pore width H")
-        right.legend(fontsize=7)
-    _save(fig, out_dir, "pores")
+            right.axhline(kelvin, color="k", ls="--", lw=1.2, label="Kelvin: 2β(γ_wv − γ_wl)/(ρ_l − ρ_v)")
+        right.set_xlabel(axes.length_label("pore width", "H"))
+        right.set_ylabel(axes.length_label("", "β(μ_sat − μ_cc) H"))
+        legend_beside(right)
+    return fig
 
 
-def profiles(out_dir: Path, system: str, axes: _Axes) -> None:
-    import matplotlib.pyplot as plt
+def profiles(out_dir: Path, axes: AxisUnits):
     import xarray as xr
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.8))
-    path = out_dir / "profiles.nc"
-    if path.is_file():
-        with xr.open_dataset(path) as ds:
+    heldout, interface_nc = out_dir / "profiles.nc", out_dir / "interface.nc"
+    interface = _read(out_dir, "interface.csv")
+    missing = []
+    if not heldout.is_file():
+        missing.append(f"{axes.system}: no held-out profiles: none solved, or the analysis had no profile dataset (summary.json 'profiles')")
+    if not interface_nc.is_file():
+        missing.append(f"{axes.system}: no free interface: {_reason(interface, 'no binodal')}")
+    fig, panels = new_figure(int(heldout.is_file()) + int(interface_nc.is_file()), missing)
+    panels = iter(panels)
+    if heldout.is_file():
+        left = next(panels)
+        left.set_title("held-out runs: simulated vs functional (same N)", fontsize=9)
+        with xr.open_dataset(heldout) as ds:
             beyond = ds["beyond_training_density"].values if "beyond_training_density" in ds else np.zeros(ds.sizes["run"], bool)
+            z = axes.length(ds["z"].values)
             for i, run in enumerate(ds["run"].values):
-                note = " (denser than any training bin)" if beyond[i] else ""
-                left.plot(ds["z"], ds["rho_simulated"].values[i], color=f"C{i}", lw=1, label=f"run {run}: simulated")
-                left.plot(ds["z"], ds["rho_functional"].values[i], color=f"C{i}", ls="--", lw=1, label=f"run {run}: functional{note}")
-        left.set_xlabel("z")
-        left.set_ylabel("rho(z)")
-        left.legend(fontsize=6)
-    else:
-        _note(left, "no test profiles solved")
-    path = out_dir / "interface.nc"
-    if path.is_file():
-        interface = _read(out_dir, "interface.csv")
+                flag = " (denser than any training bin)" if beyond[i] else ""
+                left.plot(z, axes.rho(ds["rho_simulated"].values[i]), color=f"C{i}", lw=1.6, alpha=0.45, label=f"run {run}: simulated")
+                left.plot(z, axes.rho(ds["rho_functional"].values[i]), color=f"C{i}", ls="--", lw=1, label=f"run {run}: functional{flag}")
+        left.set_xlabel(axes.length_label("position", "z"))
+        left.set_ylabel(axes.rho_label)
+        legend_beside(left)
+    if interface_nc.is_file():
+        right = next(panels)
         beyond = bool(_outside(interface).any())
-        with xr.open_dataset(path) as ds:
-            right.plot(ds["z"], ds["rho"], "C0-", label="free interface (functional)" + (" - beyond training coverage" if beyond else ""))
-            for key in ("rho_vapour_bulk", "rho_liquid_bulk"):
-                right.axhline(ds.attrs[key], color="C3", ls=":", lw=1)
-        right.set_xlabel("z")
-        right.set_ylabel("rho(z)")
-        right.legend(fontsize=7, title="dotted: bulk binodal", title_fontsize=7)
-    else:
-        _note(right, "no free interface (no binodal)")
-    _save(fig, out_dir, "profiles")
+        right.set_title("free liquid-vapour interface (functional)" + ("\nbeyond training coverage" if beyond else ""), fontsize=9)
+        with xr.open_dataset(interface_nc) as ds:
+            right.plot(axes.length(ds["z"].values), axes.rho(ds["rho"].values), "C0-", label="interface profile")
+            for key, name in (("rho_vapour_bulk", "bulk binodal: vapour"), ("rho_liquid_bulk", "bulk binodal: liquid")):
+                right.axhline(float(axes.rho(ds.attrs[key])), color="k", ls=":", lw=1, label=name)
+        right.set_xlabel(axes.length_label("position", "z"))
+        right.set_ylabel(axes.rho_label)
+        legend_beside(right)
+    return fig
+
+
+BUILDERS = {"phase_diagram": phase_diagram, "pressure_temperature": pressure_temperature, "isotherms": isotherms, "pores": pores, "profiles": profiles}
 
 
 def make_figures(out_dir: Path, system: str, units: Mapping[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """Every figure of FIGURES as ``{name}.png`` and ``{name}.svg`` in ``out_dir``."""
     out_dir = Path(out_dir)
-    axes = _Axes(system, units)
-    phase_diagram(out_dir, system, axes)
-    pressure_temperature(out_dir, system, axes)
-    isotherms(out_dir, system, axes)
-    pores(out_dir, system)
-    profiles(out_dir, system, axes)
+    axes = AxisUnits(system, units)
+    for name in FIGURES:
+        save(BUILDERS[name](out_dir, axes), out_dir / name, formats=("png", "svg"))

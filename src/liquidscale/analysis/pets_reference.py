@@ -230,20 +230,21 @@ def write_reference_comparison(analysis_dir: str | Path, out_dir: str | Path, se
 
 
 def reference_figure(analysis_dir: Path, out_dir: Path, fluid) -> None:
+    from ..plotting import save
+
+    save(comparison_figure(analysis_dir, fluid), out_dir / "reference", formats=("png", "svg"))
+
+
+def comparison_figure(analysis_dir: Path, fluid):
     """Left: binodal (T vs rho) with critical points; right: gamma(T). FeOs black dashed, the functional coloured."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .figures import _save
+    from ..plotting import REFERENCE_STYLE, legend_beside, new_figure
 
     Tc, rho_c, _ = fluid.critical_point()
     T_ref = Tc * np.concatenate([np.linspace(0.6, 0.97, 30), 1 - np.logspace(-1.5, -3.3, 10)])
     coex = [fluid.coexistence(float(T)) for T in T_ref]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right) = new_figure(2, legend_width=2.8)
     left.plot([c.rho_vapour for c in coex] + [rho_c] + [c.rho_liquid for c in coex][::-1], list(T_ref) + [Tc] + list(T_ref[::-1]),
-              "k--", label="FeOs PeTS")
+              **REFERENCE_STYLE, label="FeOs PeTS (reference)")
     left.plot(rho_c, Tc, "ko", mfc="none", ms=8, label="FeOs critical point")
     binodal, critical = _read(analysis_dir, "binodal.csv"), _read(analysis_dir, "critical_point.csv")
     title = "liquid-vapour binodal"
@@ -259,16 +260,18 @@ def reference_figure(analysis_dir: Path, out_dir: Path, fluid) -> None:
         left.plot(critical["rho"], critical["T"], "C3*", ms=12, label="functional critical point")
     elif critical is not None and not critical.empty:
         title += f"\n(functional's critical point: {critical['status'].iloc[0]}, see critical_point.csv)"
-    left.set(xlabel=r"$\rho$ ($\sigma^{-3}$)", ylabel=r"$T$ ($\epsilon/k_B$)", title=title)
-    left.legend(fontsize=8)
+    left.set(xlabel="density ρσ³ (reduced)", ylabel="temperature k_BT/ε (reduced)")
+    left.set_title(title, fontsize=9)
+    legend_beside(left)
     T_gamma = Tc * np.linspace(0.6, 0.97, 20)
-    right.plot(T_gamma, [fluid.surface_tension(float(T)).gamma for T in T_gamma], "k--", label="FeOs PeTS")
+    right.plot(T_gamma, [fluid.surface_tension(float(T)).gamma for T in T_gamma], **REFERENCE_STYLE, label="FeOs PeTS (reference)")
     interface = _read(analysis_dir, "interface.csv")
     title = "surface tension of the free interface"
     if _found(interface):
         right.plot(interface["T"], interface["gamma"], "C0o", ms=8, label="learned functional")
     else:
         title += "\n(learned functional: no interface, see interface.csv)"
-    right.set(xlabel=r"$T$ ($\epsilon/k_B$)", ylabel=r"$\gamma$ ($\epsilon/\sigma^2$)", title=title)
-    right.legend(fontsize=8)
-    _save(fig, out_dir, "reference")
+    right.set(xlabel="temperature k_BT/ε (reduced)", ylabel="surface tension γσ²/ε (reduced)")
+    right.set_title(title, fontsize=9)
+    legend_beside(right)
+    return fig

@@ -37,6 +37,7 @@ from .solver import ConvergenceError, SolverSettings
 CHECKPOINT_FILE = "checkpoint.pt"
 CURVE_CSV = "training.csv"
 CURVE_PNG = "training.png"
+HELDOUT_PNG = "heldout_profiles.png"
 METRICS_FILE = "metrics.json"
 
 log = logging.getLogger(__name__)
@@ -323,8 +324,10 @@ def train_functional(ds, settings: TrainingSettings, seed: int, out_dir: str | P
     log.info("training stopped after %d epochs; held-out metrics and self-consistent solves of %d test runs", trainer.epoch, len(splits["test"]))
     metrics = held_out_metrics(trainer.model, splits, settings, ds)
     metrics.update(epochs=trainer.epoch, best_val_mse=trainer.best_val)
-    save_model(trainer.model, _metadata(ds, settings, data_hash, splits["train"], provenance), out_dir)
-    _write_curve(trainer.history, out_dir)
+    metadata = _metadata(ds, settings, data_hash, splits["train"], provenance)
+    save_model(trainer.model, metadata, out_dir)
+    _write_curve(trainer.history, out_dir, metadata["system"])
+    _heldout_figure(ds, splits["test"], metrics["test_profiles"], metadata, out_dir / HELDOUT_PNG)
     write_json(out_dir / METRICS_FILE, metrics)
     (out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
     return metrics
@@ -394,6 +397,7 @@ def _solve_like(model: NeuralC1, runs: Runs, k: int, settings: TrainingSettings,
         return record
     drho = prediction.rho - rho_data
     record.update(
+        rho=prediction.rho,  # for the held-out figure; train_functional takes it out before metrics.json
         start=prediction.start,
         max_abs_drho=float(np.abs(drho).max()),
         rms_drho=float(np.sqrt(np.mean(drho**2))),
@@ -465,24 +469,26 @@ def _metadata(ds, settings: TrainingSettings, data_hash: str, train: Runs, prove
     }
 
 
-def _write_curve(history: list[list[float]], out_dir: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def _write_curve(history: list[list[float]], out_dir: Path, system: str) -> None:
+    from ..plotting import save
+    from .figures import training_curve
 
     with atomic_path(out_dir / CURVE_CSV) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["epoch", "train_mse_c1", "val_mse_c1", "learning_rate"])
         writer.writerows([int(row[0]), *row[1:]] for row in history)
-    data = np.asarray(history).reshape(-1, 4)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.semilogy(data[:, 0], data[:, 1], label="train")
-    ax.semilogy(data[:, 0], data[:, 2], label="validation")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("mean squared c1 error")
-    ax.legend()
-    fig.tight_layout()
-    with atomic_path(out_dir / CURVE_PNG) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    save(training_curve(np.asarray(history).reshape(-1, 4), system), out_dir / CURVE_PNG)
+
+
+def _heldout_figure(ds, test: Runs, records: list[dict[str, Any]], metadata: Mapping[str, Any], path: Path) -> None:
+    """A few held-out runs spread over temperature, simulated vs predicted; ``records[k]`` (test run k) gives up its profile here."""
+    from ..plotting import save
+    from .figures import heldout_profiles, pick_runs
+
+    predicted = {k: r.pop("rho") for k, r in enumerate(records) if "rho" in r}
+    solved = list(predicted)
+    runs = [{"run": int(test.run[k]), "T": float(test.T[k]), "rho_simulated": test.rho[k].numpy(), "rho_predicted": predicted[k],
+             "max_abs_drho": records[k]["max_abs_drho"], "beyond_training_density": records[k]["beyond_training_density"]}
+            for k in (solved[i] for i in pick_runs([float(test.T[k]) for k in solved]))]
+    failures = [f"run {r['run']}: {r['failure']}" for r in records if "failure" in r]
+    save(heldout_profiles(ds[pds.Z].values, runs, metadata, metadata["system"], failures), path)

@@ -42,24 +42,27 @@ def write_table(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
 
 
 def plot(rows: Sequence[Mapping[str, Any]], path: Path, system: str) -> None:
-    """Held-out force RMSE and the accurate / candidate / failed fractions against iteration."""
-    import matplotlib
+    from ..plotting import save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    save(figure(rows, system), path)
+
+
+def figure(rows: Sequence[Mapping[str, Any]], system: str):
+    """Held-out force RMSE and the accurate / candidate / failed fractions against iteration."""
+    from ..plotting import integer_ticks, legend_beside, new_figure
 
     it = [r["iteration"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), constrained_layout=True)
-    axes[0].plot(it, [r["force_rmse"] for r in rows], "o-")
-    axes[0].set(xlabel="iteration", ylabel="held-out force RMSE (eV/Å)")
-    for key in ("accurate", "candidate", "failed"):
-        axes[1].plot(it, [r[key] for r in rows], "o-", label=key)
-    axes[1].set(xlabel="iteration", ylabel="fraction of explored frames", ylim=(-0.02, 1.02))
-    axes[1].legend(fontsize="small")
+    fig, (rmse, fractions) = new_figure(2, panel_size=(3.8, 3.0), legend_width=1.2)
     fig.suptitle(f"{system}: concurrent learning")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    rmse.plot(it, [r["force_rmse"] for r in rows], "C0o-")
+    rmse.set(xlabel="iteration", ylabel="held-out force RMSE [eV/Å]\n(ensemble mean)")
+    for key, colour in (("accurate", "C2"), ("candidate", "C1"), ("failed", "C3")):
+        fractions.plot(it, [r[key] for r in rows], "o-", color=colour, label=key)
+    fractions.set(xlabel="iteration", ylabel="fraction of explored frames\n(dimensionless)", ylim=(-0.02, 1.02))
+    for ax in (rmse, fractions):
+        integer_ticks(ax.xaxis)
+    legend_beside(fractions)
+    return fig
 
 
 def versions() -> dict[str, str]:

@@ -245,22 +245,21 @@ def read_lcurve(path: Path) -> dict[str, np.ndarray]:
 
 
 def plot_learning_curves(curves: Sequence[Mapping[str, np.ndarray]], path: Path, title: str) -> None:
+    from ..plotting import save
+
+    save(learning_curves_figure(curves, title), path, formats=(path.suffix.lstrip(".") or "png",))
+
+
+def learning_curves_figure(curves: Sequence[Mapping[str, np.ndarray]], title: str):
     """Training energy and force RMSE against step for every ensemble member (log scale)."""
-    import matplotlib
+    from ..plotting import legend_beside, new_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..io import atomic_path
-
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2), constrained_layout=True)
+    fig, (energy, force) = new_figure(2, panel_size=(3.8, 3.0), legend_width=0.8)
+    fig.suptitle(f"{title}: DeePMD training curves of the ensemble")
     for member, curve in enumerate(curves):
-        axes[0].semilogy(curve["step"], curve["rmse_e_trn"], label=f"model {member}")
-        axes[1].semilogy(curve["step"], curve["rmse_f_trn"], label=f"model {member}")
-    axes[0].set(xlabel="step", ylabel="energy RMSE / atom (eV)")
-    axes[1].set(xlabel="step", ylabel="force RMSE (eV/Å)")
-    axes[1].legend(fontsize="small")
-    fig.suptitle(title)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120)
-    plt.close(fig)
+        energy.semilogy(curve["step"], curve["rmse_e_trn"], color=f"C{member}", label=f"model {member}")
+        force.semilogy(curve["step"], curve["rmse_f_trn"], color=f"C{member}", label=f"model {member}")
+    energy.set(xlabel="training step", ylabel="training energy RMSE\nper atom [eV]")
+    force.set(xlabel="training step", ylabel="training force RMSE [eV/Å]")
+    legend_beside(force)
+    return fig
