@@ -24,6 +24,7 @@ from liquidscale.cli import main
 from liquidscale.config import stage_settings, validate_config
 from liquidscale.device import device_record, resolve_device
 from liquidscale.errors import UserError
+from liquidscale.sampling.statepoints import batch_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU_RULES = ("mlip_train", "mlip_explore", "sampling_batch")
@@ -49,9 +50,7 @@ def lj_settings(**sampling):
 
 
 def run_sampling_cli(tmp_path, settings):
-    table = tmp_path / "statepoints.csv"
-    assert main(["sampling", "statepoints", "--settings", json.dumps(settings), "--out", str(table)]) == 0
-    return main(["sampling", "batch", "--settings", json.dumps(settings), "--statepoints", str(table), "--batch", "0", "--out", str(tmp_path / "batch.nc")])
+    return main(["sampling", "batch", "--settings", json.dumps(batch_settings(settings, 0)), "--out", str(tmp_path / "batch.nc")])
 
 
 @needs_no_gpu

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 
 from liquidscale.config import rule_settings, validate_config
+from liquidscale.sampling.statepoints import batch_settings, batch_table
 
 pytest.importorskip("torch")
 
@@ -49,14 +50,19 @@ MD_LINE = re.compile(
 
 
 def test_sampling_batch_streams_md_progress_with_failures(tmp_path):
-    settings = lj_sampling_settings(production_steps=3000)
-    table = tmp_path / "statepoints.csv"
-    assert run(tmp_path / "statepoints.log", "sampling", "statepoints", "--settings", settings, "--out", str(table))[0] == 0
-    runs = pd.read_csv(table)
+    settings = batch_settings(json.loads(lj_sampling_settings(production_steps=3000)), 0)
+    table = tmp_path / "rows.csv"
+    runs = batch_table(settings)
     runs.loc[runs["run"] == 1, "T"] = 400.0  # far beyond what the timestep integrates: run 1 blows up
     runs.to_csv(table, index=False)
     log = tmp_path / "batch0.log"
-    process = start(log, "sampling", "batch", "--settings", settings, "--statepoints", str(table), "--batch", "0", "--out", str(tmp_path / "batch0.nc"))
+    # the batch job with one planted row (the CLI derives its rows from the settings), logging as the CLI sets it up
+    job = (
+        "import json, sys; import pandas as pd; from liquidscale.logs import setup_logging; from liquidscale.sampling.batch import run_batch; "
+        "setup_logging(); run_batch(json.loads(sys.argv[1]), pd.read_csv(sys.argv[2]), 0, sys.argv[3])"
+    )
+    with open(log, "w") as handle:
+        process = subprocess.Popen([sys.executable, "-c", job, json.dumps(settings), str(table), str(tmp_path / "batch0.nc")], stdout=handle, stderr=subprocess.STDOUT, env=ENV)
     # the first progress line is in the file while the job is still running: lines are flushed as written
     deadline = time.monotonic() + 120
     while "production: 3000 steps" not in log.read_text() and time.monotonic() < deadline:
