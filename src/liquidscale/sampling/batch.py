@@ -117,6 +117,10 @@ def run_batch(settings: Mapping[str, Any], table, batch: int, out: str | Path, m
             for run, external, width in zip(rows["run"], externals, rows["slab_width"])
         ]
     )
+    if system == "lj" and block["engine"] == "lammps":
+        from ..md.lammps_engine import run_lammps_batch
+
+        return run_lammps_batch(settings, s, chem, rows, externals, positions, out, batch_dataset)
     engine = LangevinEngine(
         make_potential(system, block, symbols, model, device),
         symbols,
