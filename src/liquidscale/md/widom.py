@@ -26,19 +26,20 @@ from ..external import ExternalPotential
 LOCAL_WIDTH = 0.25
 
 
-def lj_shifted(r: np.ndarray, cutoff: float) -> np.ndarray:
-    """u(r) = 4 (r^-12 - r^-6) - u(r_c) inside the cutoff (callers pass r < r_c only)."""
+def lj_shifted(r: np.ndarray, cutoff: float, epsilon: float = 1.0) -> np.ndarray:
+    """u(r) = 4 epsilon (r^-12 - r^-6) - u(r_c) inside the cutoff (callers pass r < r_c only)."""
     inv6 = r**-6.0
-    return 4.0 * (inv6 * inv6 - inv6) - 4.0 * (cutoff**-12 - cutoff**-6)
+    return 4.0 * epsilon * (inv6 * inv6 - inv6 - (cutoff**-12 - cutoff**-6))
 
 
 class WidomAccumulator:
     """Insertion sums of one replica per block: global Boltzmann factors and z-binned pair factors."""
 
-    def __init__(self, box: np.ndarray, beta: float, cutoff: float, external: ExternalPotential | None, n_bins: int, blocks: int, insertions: int, rng: np.random.Generator):
+    def __init__(self, box: np.ndarray, beta: float, cutoff: float, epsilon: float, external: ExternalPotential | None, n_bins: int, blocks: int, insertions: int, rng: np.random.Generator):
         self.box = np.asarray(box, dtype=float)
         self.beta = float(beta)
         self.cutoff = float(cutoff)
+        self.epsilon = float(epsilon)
         self.external = external if external is not None and external.terms else None
         self.n_bins = n_bins
         self.insertions = int(insertions)
@@ -67,7 +68,7 @@ class WidomAccumulator:
         tests = cKDTree(_wrap(points, box), boxsize=box)
         pairs = tests.sparse_distance_matrix(tree, self.cutoff, output_type="coo_matrix")
         r = np.maximum(pairs.data, 1e-6)  # a test particle on top of another: exp(-beta u) = 0 anyway
-        return np.bincount(pairs.row, weights=lj_shifted(r, self.cutoff), minlength=len(points))
+        return np.bincount(pairs.row, weights=lj_shifted(r, self.cutoff, self.epsilon), minlength=len(points))
 
     def state(self) -> dict[str, np.ndarray]:
         return {"widom_boltzmann": self.boltzmann, "widom_tries": self.tries, "widom_pair_by_bin": self.pair_by_bin, "widom_tries_by_bin": self.tries_by_bin}
