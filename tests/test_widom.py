@@ -66,13 +66,14 @@ def test_ideal_gas_under_external_potential():
 
 
 def test_dilute_ljts_from_lammps_matches_the_second_virial_coefficient():
-    """beta mu_ex -> 2 B2 rho at low density (canonical N -> N + 1; O(rho^2) ~ 1e-4 here), sampled by the LAMMPS engine."""
+    """beta mu_ex -> 2 B2 rho at low density (canonical N -> N + 1), sampled by the LAMMPS engine. The next term,
+    3/2 B3 rho^2, is ~5e-4 here (B3(T* = 2) ~ 1.5 sigma^6); at twice the density it showed up as +0.002."""
     from liquidscale.md.lammps_engine import ReplicaSpec, run_replica
     from liquidscale.sampling.initial import place_molecules
     from liquidscale.sampling.profiles import ProfileAccumulator
 
     box = np.array([9.0, 9.0, 9.0])
-    n, T = 22, 2.0  # rho = 0.030
+    n, T = 11, 2.0  # rho = 0.015
     spec = ReplicaSpec(run=0, n_atoms=n, box=tuple(box), temperature=T, thermostat_seed=5, external=None, cutoff=CUTOFF, timestep=0.005, friction=1.0, minimisation_steps=20, max_displacement=0.05, equilibration_steps=1000, production_steps=100_000, sample_every=20, widom_insertions=300, widom_every=20)
     profiles = ProfileAccumulator(1, box[2], 0.1, spec.production_steps // spec.sample_every)
     acc = WidomAccumulator(box, 1.0 / T, CUTOFF, 1.0, None, profiles.n_bins, profiles.blocks, spec.widom_insertions, np.random.default_rng(6))
@@ -83,4 +84,4 @@ def test_dilute_ljts_from_lammps_matches_the_second_virial_coefficient():
     expected = -mayer_integral(1.0 / T) * n / np.prod(box)  # 2 B2 rho
     assert abs(expected) > 5 * error, "the test must resolve the virial term"
     print(f"beta mu_ex Widom {excess:.4f} +- {error:.4f}, 2 B2 rho {expected:.4f}")
-    assert abs(excess - expected) < 4 * error + 2e-3, (excess, expected, error)
+    assert abs(excess - expected) < 4 * error + 1e-3, (excess, expected, error)
