@@ -2,7 +2,7 @@
 
 Why: the batched torch engine pays Python/torch overhead per step that a pair potential this cheap
 cannot hide (15x slower per core than LAMMPS, issue 12). LAMMPS integrates `lj/cut` (shifted at the
-config's cutoff) with `fix nve` + `fix langevin` (damping time 1 / friction); the planar external
+config's cutoff) with `fix nve` + GJF `fix langevin` (damping time 1 / friction); the planar external
 potential on the site atoms is a native `fix wall/table` holding kT * beta V_ext(z) of the analytic
 potential on a fine periodic table (hard walls as the same steep finite walls the torch engine
 integrates). The profile accumulators, block errors and batch file are the torch engine's own
