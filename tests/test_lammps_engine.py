@@ -102,6 +102,13 @@ def test_batch_resumes_replica_by_replica_to_the_identical_file(tmp_path, monkey
     fresh = xr.load_dataset(tmp_path / "fresh.nc")
     assert (fresh["status"].values == 0).all()
     assert np.isfinite(fresh["beta_mu_widom"].values).all() and (fresh["beta_mu_widom_stderr"].values > 0).all()
+    from liquidscale.config import stage_settings as stage
+    from liquidscale.sampling.aggregate import aggregate
+
+    profiles_settings = stage(validate_config({"systems": ["lj"], "seed": 11, "sampling": {"lj": {"box": [5.2, 5.2, 10.0]}}}), "lj", "profiles")
+    aggregate([tmp_path / "fresh.nc"], tmp_path / "profiles.nc", profiles_settings)
+    dataset = xr.load_dataset(tmp_path / "profiles.nc")
+    np.testing.assert_array_equal(dataset["beta_mu_widom"].values, fresh["beta_mu_widom"].values)
 
     # an interrupted job: the batch file was never written, two replicas finished
     calls = []
