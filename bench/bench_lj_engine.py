@@ -8,7 +8,7 @@ the process (per-core throughput, robust on a shared machine where wall time is 
 interleaved repeats:
 
 * bare LAMMPS: `lj/cut` shifted, `fix nve` + `fix langevin`, nothing else (issue 12's reference),
-  and the same with `lj/cut/opt`, the pair style the engine uses;
+  the same with `lj/cut/opt`, the pair style the engine uses, and with GJF Langevin, the engine's thermostat;
 * the project's LAMMPS engine (``liquidscale.md.lammps_engine.run_replica``) with profile sampling
   every 10 steps, bulk (no V_ext) and under a Fourier V_ext (a `fix wall/table`), and with
   Widom insertion (200 test particles every 100 steps);
@@ -38,7 +38,7 @@ def spec_for(n: int, box: np.ndarray, steps: int, external=None, widom: int = 0)
     return ReplicaSpec(run=0, n_atoms=n, box=tuple(box), temperature=1.0, thermostat_seed=7, external=external, cutoff=2.5, timestep=0.005, friction=1.0, minimisation_steps=100, max_displacement=0.05, equilibration_steps=steps // 4, production_steps=steps - steps // 4, sample_every=10, widom_insertions=widom, widom_every=100)
 
 
-def bare_lammps_rate(n: int, box: np.ndarray, positions: np.ndarray, steps: int, pair_style: str) -> float:
+def bare_lammps_rate(n: int, box: np.ndarray, positions: np.ndarray, steps: int, pair_style: str, gjf: bool = False) -> float:
     from liquidscale.md.lammps_engine import new_lammps, setup_commands
 
     spec = spec_for(n, box, steps)
@@ -46,7 +46,7 @@ def bare_lammps_rate(n: int, box: np.ndarray, positions: np.ndarray, steps: int,
     lmp = new_lammps()
     lmp.commands_string(setup_commands(spec, pair_style))
     lmp.create_atoms(n, list(range(1, n + 1)), [1] * n, np.mod(positions, box).reshape(-1).tolist())
-    lmp.commands_string(f"min_style fire\nmin_modify dmax 0.05\nminimize 0.0 0.0 100 1000\nvelocity all create 1.0 11 dist gaussian\nfix nve all nve\nfix thermostat all langevin 1.0 1.0 1.0 12\nrun {steps}")
+    lmp.commands_string(f"min_style fire\nmin_modify dmax 0.05\nminimize 0.0 0.0 100 1000\nvelocity all create 1.0 11 dist gaussian\nfix thermostat all langevin 1.0 1.0 1.0 12{' gjf vhalf' if gjf else ''}\nfix nve all nve\nrun {steps}")
     lmp.close()
     return n * steps / (time.process_time() - start)
 
@@ -100,6 +100,7 @@ def main() -> None:
     cases = {
         "bare LAMMPS (lj/cut shifted + Langevin)": lambda: bare_lammps_rate(n, box, positions, args.steps, "lj/cut"),
         "bare LAMMPS with lj/cut/opt (the engine's pair style)": lambda: bare_lammps_rate(n, box, positions, args.steps, "lj/cut/opt"),
+        "bare LAMMPS, lj/cut/opt + GJF Langevin (the engine's MD)": lambda: bare_lammps_rate(n, box, positions, args.steps, "lj/cut/opt", gjf=True),
         "LAMMPS engine, bulk, profiles every 10 steps": lambda: engine_rate(n, box, positions, args.steps),
         "LAMMPS engine, Fourier V_ext (fix wall/table)": lambda: engine_rate(n, box, positions, args.steps, fourier),
         "LAMMPS engine, V_ext + Widom (200 per 100 steps)": lambda: engine_rate(n, box, positions, args.steps, fourier, 200),
