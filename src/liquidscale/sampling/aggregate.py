@@ -30,6 +30,8 @@ ESTIMATOR_VARIABLES = {
     names.ESTIMATOR_FORCE: {names.RHO: RHO_FORCE, names.RHO_STDERR: RHO_FORCE_STDERR, RHO_HISTOGRAM: names.RHO, RHO_HISTOGRAM_STDERR: names.RHO_STDERR},
 }
 PER_RUN_EXTRAS = (T_KINETIC, POTENTIAL, "batch")
+# per-run variables only some engines write (the LAMMPS engine's Widom beta mu): copied when the first batch has them
+OPTIONAL_PER_RUN_EXTRAS = ("beta_mu_widom", "beta_mu_widom_stderr")
 GLOBAL_ATTRS = ("system", "site", "dimension", "length_unit", "energy_unit", "k_B", "chemical_potential_convention")
 
 log = logging.getLogger(__name__)
@@ -128,7 +130,7 @@ def _define_variables(nc, template) -> list[str]:
     """Create every variable of the output with the template batch's dtype and attributes."""
     defined = []
     names_2d = [names.V_EXT, *ESTIMATOR_VARIABLES[template.attrs[names.DENSITY_ESTIMATOR]]]
-    names_1d = [name for name, dims in names.VARIABLE_DIMS.items() if dims == (names.RUN,)] + list(PER_RUN_EXTRAS)
+    names_1d = [name for name, dims in names.VARIABLE_DIMS.items() if dims == (names.RUN,)] + list(PER_RUN_EXTRAS) + [n for n in OPTIONAL_PER_RUN_EXTRAS if n in template]
     meta = names.variable_metadata(3, template.attrs["length_unit"], template.attrs["energy_unit"], template[names.TEMPERATURE].attrs["units"])
     for name, dims in [(names.Z, (names.Z,)), (names.RUN, (names.RUN,))] + [(n, (names.RUN, names.Z)) for n in names_2d] + [(n, (names.RUN,)) for n in names_1d]:
         source = template[name] if name != names.SPLIT else None

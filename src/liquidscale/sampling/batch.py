@@ -122,6 +122,10 @@ def run_batch(
             for run, external, width in zip(rows["run"], externals, rows["slab_width"])
         ]
     )
+    if system == "lj" and block["engine"] == "lammps":
+        from ..md.lammps_engine import run_lammps_batch
+
+        return run_lammps_batch(settings, s, chem, rows, externals, positions, out, batch_dataset)
     engine = LangevinEngine(
         make_potential(system, block, symbols, model, device, common["precision"]),
         symbols,
