@@ -112,41 +112,65 @@ def prepare_runs(ds, split: str, settings: TrainingSettings) -> Runs:
     mean_density = torch.as_tensor(part[pds.N_PARTICLES].values / (part[pds.AREA].values * pds.box_length(ds)))
     mask = usable_bins(rho, stderr, beta_V, settings)
     weight = inverse_variance_weights(rho, stderr, mask, settings.log_density_noise_floor)
-    target = torch.where(mask, torch.log(rho.clamp_min(1e-300)) + torch.where(mask, beta_V, 0.0), 0.0)
+    target = log_density_target(rho, stderr, mask) + torch.where(mask, beta_V, 0.0)
     beta_mu = torch.as_tensor(part[pds.MU].values, dtype=torch.float64) / (k_B * T)
     return Runs(part[pds.RUN].values, rho, beta_V, T, mask, weight, target, beta_mu, mean_density)
+
+
+def neighbour_mean(x: torch.Tensor) -> torch.Tensor:
+    """Mean of each bin's four neighbours (+-1, +-2 bins, periodic): a local estimate independent of the bin's own noise."""
+    return sum(x.roll(shift, 1) for shift in (-2, -1, 1, 2)) / 4
 
 
 def usable_bins(rho: torch.Tensor, stderr: torch.Tensor | None, beta_V: torch.Tensor, settings: TrainingSettings) -> torch.Tensor:
     """Bins whose ln rho is meaningful: finite V, rho > 0 and above ``min_density_fraction`` of the run's mean.
 
-    With a known stderr a bin must also be clearly above its noise: the mean of its four neighbours
-    (+-2 bins, periodic) above ``min_signal_to_noise`` stderr, and that density, not the bin's own,
-    above the fraction. Deciding on the bin's own noisy value would keep a dilute bin only when it
-    fluctuated upwards and bias ln rho there; the neighbours' noise is independent of the bin's, so
-    kept bins fluctuate both ways. The one own-value test left, rho > 0 (no log of zero or of the
-    slightly negative densities of force sampling), drops a kept bin only in a > min_signal_to_noise
-    sigma downward fluctuation.
+    With a known stderr a bin is decided on its four neighbours only (their density above
+    ``min_signal_to_noise`` of their standard error and above the fraction), never on its own noisy
+    value or own stderr: a test on the bin itself keeps it preferentially when it fluctuated one way
+    (a histogram's stderr grows with its own count) and biases ln rho there. The one own-value test
+    left is that the bias-corrected density of ``log_density_target`` is positive (no log of the
+    slightly negative densities of force sampling); a zero histogram count is kept.
     """
     finite = torch.isfinite(beta_V)
     if stderr is None:
         return (rho > settings.min_density_fraction * rho.mean(1, keepdim=True)) & finite
-    neighbours = sum(rho.roll(shift, 1) for shift in (-2, -1, 1, 2)) / 4
-    clear = (neighbours > settings.min_signal_to_noise * stderr) & (neighbours > settings.min_density_fraction * rho.mean(1, keepdim=True))
-    return clear & (rho > 0) & finite
+    density, variance = neighbour_mean(rho), neighbour_mean(stderr**2)
+    clear = (density > settings.min_signal_to_noise * variance.sqrt()) & (density > settings.min_density_fraction * rho.mean(1, keepdim=True))
+    return clear & (_debiased_density(rho, density, variance) > 0) & finite
+
+
+def _debiased_density(rho: torch.Tensor, density: torch.Tensor, variance: torch.Tensor) -> torch.Tensor:
+    """rho + var / (2 rho_local): its log has no first-order noise bias, E ln(rho_hat + var/2rho) = ln rho + O(var^2).
+
+    For a histogram (var = rho / scale) this is (count + 1/2) / scale, whose log is unbiased to O(1/count^2),
+    where ln count is low by 1 / (2 count). The local density and variance come from the neighbours.
+    """
+    return rho + variance / (2 * density.clamp_min(1e-300))
+
+
+def log_density_target(rho: torch.Tensor, stderr: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
+    """ln rho of the unmasked bins (0 elsewhere), corrected for the bias of the log of a noisy density where stderr is known."""
+    if stderr is not None:
+        rho = _debiased_density(rho, neighbour_mean(rho), neighbour_mean(stderr**2))
+    return torch.where(mask, torch.log(torch.where(mask, rho, 1.0)), 0.0)
 
 
 def inverse_variance_weights(rho: torch.Tensor, stderr: torch.Tensor | None, mask: torch.Tensor, floor: float) -> torch.Tensor:
-    """Loss weight per bin: 1 / (var(ln rho) + floor^2) with var(ln rho) = (stderr / rho)^2, normalised to mean 1 on ``mask``.
+    """Loss weight per bin: 1 / (var(ln rho) + floor^2), normalised to mean 1 on ``mask``.
 
+    var(ln rho) = var / rho^2 from the neighbours' density and variance, not the bin's own: weights that
+    grow with a bin's own upward fluctuation (a histogram's stderr / rho = 1 / sqrt(count)) bias the
+    weighted fit of ln rho upwards by ~1 / (2 count), most in the dilute bins that pin the gauge c1[0] = 0.
     The floor (``log_density_noise_floor``, in ln rho) keeps exact or nearly exact bins from outweighing
     all others by orders of magnitude: below it the network's own error, not the data's, limits the fit.
     Exact data (no stderr) weigh every unmasked bin 1.
     """
     if stderr is None:
         return mask.double()
-    variance = torch.where(mask, (stderr / torch.where(mask, rho, 1.0)) ** 2, 0.0)
-    weight = torch.where(mask, 1.0 / (variance + floor**2), 0.0)
+    density, variance = neighbour_mean(rho), neighbour_mean(stderr**2)
+    relative_variance = torch.where(mask, variance / torch.where(mask, density, 1.0) ** 2, 0.0)
+    weight = torch.where(mask, 1.0 / (relative_variance + floor**2), 0.0)
     return weight * mask.sum() / weight.sum()
 
 
