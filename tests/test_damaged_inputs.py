@@ -18,6 +18,8 @@ import pytest
 
 from liquidscale.cli import main
 from liquidscale.config import rule_settings, validate_config
+from builders import write_water_frames
+from liquidscale.sampling.statepoints import batch_settings
 
 torch = pytest.importorskip("torch")
 
@@ -53,9 +55,8 @@ def lj_batch(tmp_path_factory):
     sampling = {"runs": 2, "replicas_per_job": 2, "minimisation_steps": 10, "equilibration_steps": 20, "production_steps": 40, "sample_every": 5, "check_every": 20, "threads": 1, "device": "cpu",
                 "lj": {"box": [5.2, 5.2, 10.0], "density_range": [0.3, 0.5]}}
     config = validate_config({"systems": ["lj"], "sampling": sampling})
-    settings = json.dumps(rule_settings(config, "lj", "sampling"))
-    assert main(["sampling", "statepoints", "--settings", settings, "--out", str(root / "statepoints.csv")]) == 0
-    assert main(["sampling", "batch", "--settings", settings, "--statepoints", str(root / "statepoints.csv"), "--batch", "0", "--out", str(root / "batch0000.nc")]) == 0
+    settings = json.dumps(batch_settings(rule_settings(config, "lj", "sampling"), 0))
+    assert main(["sampling", "batch", "--settings", settings, "--out", str(root / "batch0000.nc")]) == 0
     return root / "batch0000.nc", json.dumps(rule_settings(config, "lj", "profiles"))
 
 
@@ -69,19 +70,6 @@ def test_truncated_batch_file_stops_aggregation(lj_batch, tmp_path, fraction):
         assert not (tmp_path / "profiles.nc").exists()
 
 
-@pytest.mark.parametrize("cut", ["empty", "header", "mid-row", "between rows"])
-def test_truncated_statepoint_table_stops_the_sampling_batch(tmp_path, cut):
-    config = validate_config({"systems": ["lj"], "sampling": {"runs": 6, "replicas_per_job": 3, "lj": {"box": [5.2, 5.2, 10.0]}}})
-    settings = json.dumps(rule_settings(config, "lj", "sampling"))
-    table = tmp_path / "statepoints.csv"
-    assert main(["sampling", "statepoints", "--settings", settings, "--out", str(table)]) == 0
-    text = table.read_text()
-    ends = [i + 1 for i, c in enumerate(text) if c == "\n"]
-    table.write_text(text[: {"empty": 0, "header": 20, "mid-row": ends[4] + 15, "between rows": ends[5]}[cut]])
-    result = liquidscale("sampling", "batch", "--settings", settings, "--statepoints", table, "--batch", 1, "--out", tmp_path / "batch0001.nc")
-    assert_one_line_error(result, table, "sampling_statepoints")
-
-
 @pytest.fixture(scope="module")
 def torchscript_archive(tmp_path_factory):
     """A TorchScript archive as ``dp --pt freeze`` writes (zip container), from a traced module."""
@@ -92,11 +80,9 @@ def torchscript_archive(tmp_path_factory):
 
 def test_truncated_frozen_model_stops_the_sampling_batch(torchscript_archive, tmp_path):
     config = validate_config({"systems": ["water"], "sampling": {"runs": 1, "replicas_per_job": 1, "device": "cpu", "water": {"density_range": [0.005, 0.005]}}})
-    settings = json.dumps(rule_settings(config, "water", "sampling"))
-    table = tmp_path / "statepoints.csv"
-    assert liquidscale("sampling", "statepoints", "--settings", settings, "--out", table).returncode == 0
+    settings = json.dumps(batch_settings(rule_settings(config, "water", "sampling"), 0))
     model = truncate(torchscript_archive, tmp_path / "results/water/mlip/final/model0.pth", 0.6)
-    result = liquidscale("sampling", "batch", "--settings", settings, "--statepoints", table, "--batch", 0, "--model", model, "--out", tmp_path / "batch0000.nc")
+    result = liquidscale("sampling", "batch", "--settings", settings, "--model", model, "--out", tmp_path / "batch0000.nc")
     assert_one_line_error(result, model, "mlip_final")
     assert not (tmp_path / "batch0000.nc").exists()
 
@@ -116,28 +102,6 @@ def test_a_foreign_or_truncated_member_model_names_mlip_train(torchscript_archiv
         assert str(info.value).startswith(f"{path}: damaged frozen DeePMD model") and "rule 'mlip_train'" in str(info.value)
         assert f"delete {path.parent} and rerun" in str(info.value)  # the rule's output is the member folder
         assert "\n" not in str(info.value)
-
-
-def write_water_frames(folder: Path, frames: int = 6) -> None:
-    """A dpdata deepmd/npy folder of slightly distorted water monomers (labels are arbitrary numbers: only the files matter here)."""
-    import dpdata
-
-    from liquidscale.molecules import WATER
-
-    rng = np.random.default_rng(0)
-    dpdata.LabeledSystem(
-        data={
-            "atom_names": list(WATER.type_map),
-            "atom_numbs": [WATER.symbols.count(el) for el in WATER.type_map],
-            "atom_types": np.array([WATER.type_map.index(s) for s in WATER.symbols]),
-            "orig": np.zeros(3),
-            "cells": np.zeros((frames, 3, 3)),
-            "coords": WATER.geometry()[None] + 0.05 * rng.normal(size=(frames, 3, 3)),
-            "energies": rng.normal(size=frames),
-            "forces": rng.normal(size=(frames, 3, 3)),
-            "nopbc": True,
-        }
-    ).to_deepmd_npy(str(folder))
 
 
 MLIP_CONFIG = {"systems": ["water"], "mlip": {"descriptor": {"rcut": 4.0, "rcut_smth": 0.5, "neuron": [4, 8], "axis_neuron": 2}, "fitting_neuron": [8], "training": {"steps": 10, "decay_steps": 5}}}

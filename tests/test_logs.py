@@ -20,6 +20,7 @@ import pytest
 
 from liquidscale.config import rule_settings, validate_config
 from liquidscale.sampling.statepoints import batch_settings, batch_table
+from builders import write_water_frames
 
 pytest.importorskip("torch")
 
@@ -130,27 +131,7 @@ def test_pyscf_labelling_logs_each_retry(tmp_path):
 def test_deepmd_output_reaches_the_job_log_and_survives_a_failed_training(tmp_path):
     """dp's own output goes to the job's log as it comes; a failing dp leaves it there (the member's
     temporary folder, where dp.log lived, is deleted) and the job ends with one line."""
-    import dpdata
-
-    from liquidscale.molecules import WATER
-
-    rng = np.random.default_rng(0)
-    frames = 6
-    geometry = WATER.geometry()
-    labelled = dpdata.LabeledSystem(
-        data={
-            "atom_names": list(WATER.type_map),
-            "atom_numbs": [WATER.symbols.count(el) for el in WATER.type_map],
-            "atom_types": np.array([WATER.type_map.index(s) for s in WATER.symbols]),
-            "orig": np.zeros(3),
-            "cells": np.zeros((frames, 3, 3)),
-            "coords": geometry[None] + 0.05 * rng.normal(size=(frames, 3, 3)),
-            "energies": rng.normal(size=frames),
-            "forces": rng.normal(size=(frames, 3, 3)),
-            "nopbc": True,
-        }
-    )
-    labelled.to_deepmd_npy(str(tmp_path / "reference/data/O1H2"))
+    write_water_frames(tmp_path / "reference/data/O1H2")
     config = validate_config({"systems": ["water"], "mlip": {"descriptor": {"rcut": 4.0, "rcut_smth": 0.5, "neuron": [4, 8], "axis_neuron": 2}, "fitting_neuron": [8], "training": {"steps": 10, "decay_steps": 5}}})
     data = tmp_path / "mlip/data"
     code, text = run(tmp_path / "data.log", "mlip", "data", "--settings", json.dumps(rule_settings(config, "water", "mlip", "data")), "--reference", str(tmp_path / "reference/data"), "--out", str(data))

@@ -16,6 +16,7 @@ from liquidscale.config import stage_settings, validate_config
 from liquidscale.md.engine import FailureChecks, LangevinEngine
 from liquidscale.md.potential import REDUCED, LennardJones
 from liquidscale.sampling.initial import place_molecules
+from liquidscale.sampling.statepoints import batch_settings
 
 
 def lj_engine(dtype: str, friction: float, state=None, n: int = 200):
@@ -64,10 +65,9 @@ def test_float32_batch_profiles_agree_with_float64_within_their_noise(tmp_path):
     profiles = {}
     for precision in ("float64", "float32"):
         config = validate_config({"systems": ["lj"], "sampling": {**base, "precision": precision, "lj": {"box": [6.0, 6.0, 10.0]}}})
-        settings = json.dumps(stage_settings(config, "lj", "sampling"))
-        table, out = tmp_path / "statepoints.csv", tmp_path / f"{precision}.nc"
-        assert main(["sampling", "statepoints", "--settings", settings, "--out", str(table)]) == 0
-        assert main(["sampling", "batch", "--settings", settings, "--statepoints", str(table), "--batch", "0", "--out", str(out)]) == 0
+        settings = json.dumps(batch_settings(stage_settings(config, "lj", "sampling"), 0))
+        out = tmp_path / f"{precision}.nc"
+        assert main(["sampling", "batch", "--settings", settings, "--out", str(out)]) == 0
         profiles[precision] = xr.load_dataset(out)
     a, b = profiles["float64"], profiles["float32"]
     assert (a["status"].values == 0).all() and (b["status"].values == 0).all()

@@ -18,6 +18,7 @@ from liquidscale.errors import UserError
 from liquidscale.molecules import WATER
 from liquidscale.reference import action_settings
 from liquidscale.reference.output import check_complete, read_labels, sort_by_type
+from builders import label_reference_iteration, write_radical
 
 pytest.importorskip("pyscf")
 
@@ -36,20 +37,9 @@ def campaign(tmp_path_factory):
     """Run configurations -> label (2 shards) -> collect for water, with one unlabellable extra frame."""
     root = tmp_path_factory.mktemp("reference")
     extra = root / "extra.extxyz"
-    ase.io.write(extra, [ase.Atoms("OH", positions=[[0, 0, 0], [0.97, 0, 0]], info={"source": "radical"})])
+    write_radical(extra)
     config = validate_config(dict(CONFIG, reference=dict(CONFIG["reference"], extra_configurations={"water": str(extra)})))
-    it = root / "results" / "water" / "reference" / "iter000"
-    confs = it / "configurations.extxyz"
-
-    def settings(action):
-        return json.dumps(action_settings(config, "water", action))
-
-    assert main(["reference", "configurations", "--settings", settings("configurations"), "--out", str(confs)]) == 0
-    shards = [str(it / "shards" / f"shard{k:02d}") for k in range(2)]
-    for k, shard in enumerate(shards):
-        assert main(["reference", "label", "--settings", settings("label"), "--configurations", str(confs), "--shard", str(k), "--out", shard]) == 0
-    assert main(["reference", "collect", "--settings", settings("collect"), "--configurations", str(confs), "--out", str(it), *shards]) == 0
-    return it
+    return label_reference_iteration(config, root / "results" / "water" / "reference" / "iter000")
 
 
 def test_every_frame_is_labelled_or_failed(campaign):

@@ -12,19 +12,18 @@ from __future__ import annotations
 import json
 import time
 
-import ase
-import ase.io
 import netCDF4
 import numpy as np
-import pandas as pd
 import pytest
 
 from liquidscale import dataset as names
 from liquidscale.cli import main
 from liquidscale.config import stage_settings, validate_config
 from liquidscale.mlip.convergence import history
-from liquidscale.reference import action_settings
 from liquidscale.status import campaign_status, count_reasons, render_text
+from liquidscale.sampling.batch import run_batch
+from liquidscale.sampling.statepoints import batch_settings, batch_table
+from builders import label_reference_iteration, write_radical
 
 pytest.importorskip("pyscf")
 pytest.importorskip("torch")
@@ -45,34 +44,23 @@ WATER_REFERENCE = {"method": {"xc": "HF", "basis": "sto-3g", "conv_tol": 1e-9}, 
 
 def _lj(lj):
     config = validate_config(LJ_CONFIG)
-    settings = json.dumps(stage_settings(config, "lj", "sampling"))
-    table = lj / "sampling" / "statepoints.csv"
-    assert main(["sampling", "statepoints", "--settings", settings, "--out", str(table)]) == 0
-    rows = pd.read_csv(table)
-    rows.loc[rows["run"] == RUN_BLOWN_UP, "T"] = 400.0  # far beyond what the timestep integrates
-    rows.to_csv(table, index=False)
+    stage = stage_settings(config, "lj", "sampling")
+    assert main(["sampling", "statepoints", "--settings", json.dumps(stage), "--out", str(lj / "sampling" / "statepoints.csv")]) == 0
     batches = [str(lj / "sampling" / f"batch{b:04d}.nc") for b in BATCHES_RUN]
-    for b, out in zip(BATCHES_RUN, batches):
-        assert main(["sampling", "batch", "--settings", settings, "--statepoints", str(table), "--batch", str(b), "--out", out]) == 0
+    for b, out in zip(BATCHES_RUN, batches):  # the batch jobs, one with a planted row the CLI would not take
+        settings = batch_settings(stage, b)
+        rows = batch_table(settings)
+        rows.loc[rows["run"] == RUN_BLOWN_UP, "T"] = 400.0  # far beyond what the timestep integrates
+        run_batch(settings, rows, b, out)
     assert main(["sampling", "aggregate", "--settings", json.dumps(stage_settings(config, "lj", "profiles")), "--out", str(lj / "profiles.nc"), *batches]) == 0
     assert main(["cdft", "train", "--settings", json.dumps(stage_settings(config, "lj", "cdft")), "--profiles", str(lj / "profiles.nc"), "--out", str(lj / "cdft")]) == 0
     assert main(["analysis", "run", "--settings", json.dumps(stage_settings(config, "lj", "analysis")), "--model", str(lj / "cdft"), "--out", str(lj / "analysis")]) == 0
 
 
 def _water_reference(water, extra):
-    ase.io.write(extra, [ase.Atoms("OH", positions=[[0, 0, 0], [0.97, 0, 0]], info={"source": "radical"})])
+    write_radical(extra)
     config = validate_config({"systems": ["water"], "reference": {**WATER_REFERENCE, "extra_configurations": {"water": str(extra)}}})
-    it = water / "reference" / "iter000"
-    confs = it / "configurations.extxyz"
-
-    def settings(action):
-        return json.dumps(action_settings(config, "water", action))
-
-    assert main(["reference", "configurations", "--settings", settings("configurations"), "--out", str(confs)]) == 0
-    shards = [str(it / "shards" / f"shard{k:02d}") for k in range(2)]
-    for k, shard in enumerate(shards):
-        assert main(["reference", "label", "--settings", settings("label"), "--configurations", str(confs), "--shard", str(k), "--out", shard]) == 0
-    assert main(["reference", "collect", "--settings", settings("collect"), "--configurations", str(confs), "--out", str(it), *shards]) == 0
+    confs = label_reference_iteration(config, water / "reference" / "iter000") / "configurations.extxyz"
     # iteration 1: its configurations are there, one of two shards labelled, not collected
     (water / "reference" / "iter001" / "shards" / "shard00").mkdir(parents=True)
     (water / "reference" / "iter001" / "configurations.extxyz").write_bytes(confs.read_bytes())

@@ -4,7 +4,6 @@ ideal gas under V_ext, and LAMMPS-sampled dilute LJTS against the second virial 
 import math
 
 import numpy as np
-import pytest
 from scipy.integrate import quad
 
 from liquidscale.external import ExternalPotential
