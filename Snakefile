@@ -28,3 +28,4 @@ rule all:
     default_target: True
     input:
         rules.analysis.input,
+        rules.sampling.input,  # with the state-point tables, which liquidscale status reads
