@@ -147,7 +147,7 @@ def test_failed_job_prints_the_command_that_reruns_it(tmp_path, monkeypatch, cap
     assert main(_failing_batch(settings, tmp_path)) == 2
     err = capsys.readouterr().err
     error_line = next(line for line in err.splitlines() if line.startswith("liquidscale sampling: error:"))
-    assert "no_model.pth: frozen DeePMD model not found" in error_line
+    assert "no_model.pth: DeePMD model not found" in error_line
     rerun = _rerun_line(err)
     assert rerun[:3] == ["liquidscale", "sampling", "batch"] and rerun[3] == "--configfile" and rerun[5:7] == ["--system", "water"]
     assert Path(rerun[4]).resolve() == DEMO

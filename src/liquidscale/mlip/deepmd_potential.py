@@ -39,8 +39,6 @@ class DeepMDPotential:
         if not path.is_file():
             raise UserError(f"{path}: DeePMD model not found; run the mlip stage first")
         final = path.parent.name == "final"  # mlip_final writes final/model{m}.pth; mlip_train iter{i}/model{m}/
-        if not path.is_file():
-            raise damaged_input(path, "frozen DeePMD model", "mlip_final" if final else "mlip_train", FileNotFoundError(path))
         try:
             self.model = torch.jit.load(str(path), map_location=device)
             self.type_map: list[str] = list(self.model.get_type_map())
