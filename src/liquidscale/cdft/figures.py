@@ -43,7 +43,10 @@ def heldout_profiles(z: np.ndarray, runs: Sequence[Mapping[str, Any]], units: Ma
     Each entry of ``runs``: run, T, rho_simulated, rho_predicted, max_abs_drho, beyond_training_density.
     """
     axes = AxisUnits(system, units)
-    missing = [f"{system}: {len(failures)} held-out solve(s) did not converge: " + "; ".join(failures)[:300]] if failures else []
+    reasons = "; ".join(failures)
+    if len(reasons) > 300:  # the whole reasons are in metrics.json; the figure says where they start, at a word
+        reasons = reasons[: reasons.rfind(" ", 0, 300)] + " … (metrics.json has the rest)"
+    missing = [f"{system}: {len(failures)} held-out solve(s) did not converge: {reasons}"] if failures else []
     if not runs:
         missing.insert(0, f"{system}: no held-out profile to draw")
     fig, panels = new_figure(len(runs), missing, panel_size=(3.4, 3.0), legend_width=0.5)
