@@ -65,12 +65,13 @@ def local_override_profile(folder: Path) -> Path:
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
     override = {
         "default-resources": {**profile["default-resources"], "slurm_partition": PARTITION, "slurm_account": ACCOUNT, "runtime": 10, "mem_mb": 500},
-        "set-resources": {rule: {**resources, "slurm_partition": PARTITION} for rule, resources in profile.get("set-resources", {}).items()},
         "slurm-status-command": "squeue",
         "slurm-init-seconds-before-status-checks": 1,
         "latency-wait": 5,
         "retries": 1,
     }
+    if profile.get("set-resources"):  # snakemake refuses an empty set-resources
+        override["set-resources"] = {rule: {**resources, "slurm_partition": PARTITION} for rule, resources in profile["set-resources"].items()}
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.yaml").write_text(yaml.safe_dump(override, sort_keys=False))
     return folder

@@ -158,8 +158,11 @@ def test_text_and_json_forms(results, capsys):
     assert "8 runs in 4 batches: 5 done, 1 failed, 2 pending (1 batch file(s) missing)" in text
     assert "iter000  3 frames: 2 labelled, 1 failed" in text and "iter001  1 shard(s) labelled, not collected" in text
     assert "final model: not yet" in text and text == render_text(campaign_status(results))
-    assert main(["status", str(results / "missing")]) == 2
-    assert "no such results folder" in capsys.readouterr().err
+    # nothing there yet (a campaign not started, or a mistyped folder): said plainly, not an error
+    assert main(["status", str(results / "missing")]) == 0
+    assert "missing: no campaign output yet" in capsys.readouterr().out
+    assert main(["status", str(results / "missing"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["systems"] == {}
 
 
 def _synthetic_batches(folder, runs: int, per_batch: int, bins: int, failed_every: int) -> None:

@@ -248,11 +248,7 @@ def find_systems(results: Path) -> list[Path]:
 
 def campaign_status(results: str | Path) -> dict[str, Any]:
     results = Path(results)
-    if not results.is_dir():
-        raise UserError(f"{results}: no such results folder (give the folder that holds results/<system>/)")
-    systems = find_systems(results)
-    if not systems:
-        raise UserError(f"{results}: no system folder with stage outputs ({', '.join(STAGE_MARKERS)}) found")
+    systems = find_systems(results) if results.is_dir() else []  # none yet: the campaign has not started here
     return {
         "results": str(results),
         "systems": {
@@ -368,6 +364,11 @@ RENDERERS = (("reference", _text_reference), ("mlip", _text_mlip), ("sampling", 
 
 
 def render_text(status: Mapping[str, Any]) -> str:
+    if not status["systems"]:
+        return (
+            f"{status['results']}: no campaign output yet (no system folder with {', '.join(STAGE_MARKERS)}); "
+            "start one with snakemake, or name the folder that holds results/<system>/\n"
+        )
     screens = []
     for system, stages in status["systems"].items():
         lines = [f"== {system}  ({Path(status['results']) / system})"]

@@ -29,11 +29,11 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
+from ..device import device_record
 from ..errors import UserError
 from ..external import ExternalPotential
 from ..io import atomic_path, canonical_hash
@@ -264,7 +264,7 @@ def run_lammps_batch(settings: Mapping[str, Any], s, chem, rows, externals, posi
             failures[i] = str(result["failure"])
         if spec.widom_insertions:
             widom_state[i] = result
-    dataset = batch_dataset(settings, s, chem, rows, externals, SimpleNamespace(failures=failures), full, kinetic, None)
+    dataset = batch_dataset(settings, s, chem, rows, externals, failures, full, kinetic, None, device_record("cpu", "float64"))  # LAMMPS: CPU, double
     dataset = dataset.assign(widom_variables(dataset, widom_state, s.volume))
     dataset.attrs["engine"] = f"lammps {lammps_version()}"
     with atomic_path(out) as tmp:

@@ -180,7 +180,7 @@ def run_batch(
             if checkpoint.due() and done < total:
                 checkpoint.save({"done": done, "engine": engine.state_dict(), "profiles": profiles.state_dict(), "kinetic": torch.from_numpy(kinetic.copy())})
         start = end
-    dataset = batch_dataset(settings, s, chem, rows, externals, engine, profiles, kinetic, model)
+    dataset = batch_dataset(settings, s, chem, rows, externals, engine.failures, profiles, kinetic, model, device_record(engine.x.device.type, common["precision"]))
     with atomic_path(out) as tmp:
         dataset.to_netcdf(tmp)
     checkpoint.remove()
@@ -221,8 +221,11 @@ def batch_fingerprint(settings: Mapping[str, Any], rows, model: str | Path | Non
     return canonical_hash({"settings": relevant, "rows": rows.to_csv(index=False), "model": file_hash(model) if model else None})
 
 
-def batch_dataset(settings, s: SystemSampling, chem: Chemistry, rows, externals, engine, profiles: ProfileAccumulator, kinetic_sum, model):
-    """The batch file: the profile-dataset variables per run plus the force estimator and V_ext terms."""
+def batch_dataset(settings, s: SystemSampling, chem: Chemistry, rows, externals, failures: Mapping[int, str], profiles: ProfileAccumulator, kinetic_sum, model, compute: Mapping[str, Any]):
+    """The batch file: the profile-dataset variables per run plus the force estimator and V_ext terms.
+
+    ``failures``: failed run index -> reason; ``compute``: provenance's record of where the MD ran.
+    """
     import xarray as xr
 
     n = len(rows)
@@ -232,8 +235,8 @@ def batch_dataset(settings, s: SystemSampling, chem: Chemistry, rows, externals,
     z = profiles.z
     md_externals = [e.finite(settings["sampling"]["md_wall_height"], settings["sampling"][s.system]["md_wall_softness"]) for e in externals]
     v_ext = np.stack([kT[i] * md_externals[i].beta_v(z) for i in range(n)])
-    status = np.array([ds_names.STATUS_FAILED if i in engine.failures else ds_names.STATUS_OK for i in range(n)], dtype=np.int8)
-    reasons = np.array([engine.failures.get(i, "") for i in range(n)], dtype=object)
+    status = np.array([ds_names.STATUS_FAILED if i in failures else ds_names.STATUS_OK for i in range(n)], dtype=np.int8)
+    reasons = np.array([failures.get(i, "") for i in range(n)], dtype=object)
     samples = profiles.samples.cpu().numpy()
     meta = ds_names.variable_metadata(3, chem.units.length, chem.units.energy, chem.units.temperature)
     per_run = {
@@ -264,7 +267,7 @@ def batch_dataset(settings, s: SystemSampling, chem: Chemistry, rows, externals,
         steps=steps,
         timestep=settings["sampling"][s.system]["timestep"],
         units=chem.units.name,
-        compute=device_record(engine.x.device.type, common["precision"]),
+        compute=compute,
     )
     return xr.Dataset(
         data,
