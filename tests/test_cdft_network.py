@@ -106,12 +106,16 @@ def test_implementation_check_structure_factor_at_k0_is_the_chain_rule_of_the_eo
 @pytest.mark.parametrize("beta_mu", [-1.0, 1.5, 3.5])
 def test_wall_sum_rule_of_the_learned_functional(trained, beta_mu):
     """The force on a soft wall against the network's own bulk pressure (p(mu) - p(mu - wall height)): not given
-    by construction. Measured relative mismatch (rho_b 0.22 / 0.56 / 0.72; one training, the fixture's is
-    deterministic): 1 kT wall, inside the training potentials, 6e-8 / 7e-6 / 1.5e-6 (the deliberately
-    non-integrable c1 of test_sum_rules: 2e-5 / 7.5e-5 / 3e-5); 30 kT wall (hard-wall limit, empty wall
-    interior: outside the training data) 6.4e-4 / 9.5e-4 / 1.2e-3, the force < 0.01% / 0.05% / 0.08% from
-    Percus' in the same wall. Exact Percus: 1e-8 at both heights."""
-    for wall_height, bound in ((1.0, 3e-5), (30.0, 3e-3)):
+    by construction. Measured relative mismatch (rho_b 0.22 / 0.56 / 0.72; the fixture's training is
+    deterministic on one machine, not across machines): 1 kT wall, inside the training potentials, 6e-8 /
+    7e-6 / 1.5e-6 on the machine that set the first bound (3e-5), 4.5e-5 at rho_b 0.22 on the 2026-12-02 CI
+    machine (the same on the code before that session), so the bound is 1e-4, about twice the worst
+    training seen. At that bound the 1 kT check no longer separates the deliberately non-integrable c1 of
+    test_sum_rules (2e-5 / 7.5e-5 / 3e-5): it catches gross violations only, and the path-independence test
+    below is the sharper integrability check of the learned functional; 30 kT wall (hard-wall limit,
+    empty wall interior: outside the training data) 6.4e-4 / 9.5e-4 / 1.2e-3, the force < 0.01% / 0.05% /
+    0.08% from Percus' in the same wall. Exact Percus: 1e-8 at both heights."""
+    for wall_height, bound in ((1.0, 1e-4), (30.0, 3e-3)):
         rule = wall_sum_rule(trained["model"], 1.0, beta_mu, wall_height=wall_height)
         assert abs(rule.mismatch) < bound * rule.beta_p_wall, wall_height
     exact = wall_sum_rule(PercusHardRods(DZ), 1.0, beta_mu, wall_height=30.0)

@@ -81,7 +81,8 @@ def slurm_command(workdir: Path, configfile: Path, targets: list[str]) -> list[s
     override = local_override_profile(workdir.parent / f"{workdir.name}-profile")
     return [
         str(SNAKEMAKE), "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir), "--configfile", str(configfile),
-        "--profile", "profiles/slurm", "--workflow-profile", str(override), *targets,
+        "--profile", str(REPO / "profiles" / "slurm"),  # absolute: the plugin opens partitions.yaml after --directory moved the cwd
+        "--workflow-profile", str(override), *targets,
     ]  # fmt: skip
 
 
