@@ -21,6 +21,7 @@ from liquidscale.config import effective_config
 HEAVY = ("torch", "deepmd", "pyscf", "dpdata", "ase")
 DEMO = REPO / "config" / "config.yaml"
 PETS = REPO / "config" / "pets.yaml"
+LJ = REPO / "config" / "lj.yaml"
 
 
 def test_help_imports_no_heavy_package():
@@ -71,8 +72,8 @@ def _rule_commands(workdir: Path, configfile: Path) -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def rule_commands(tmp_path_factory) -> dict[Path, list[list[str]]]:
-    """The demo config's and the PeTS config's rule commands; together they use every stage action."""
-    return {path: _rule_commands(tmp_path_factory.mktemp(path.stem), path) for path in (DEMO, PETS)}
+    """The demo config's, the PeTS config's and the LJ config's rule commands; together they use every stage action."""
+    return {path: _rule_commands(tmp_path_factory.mktemp(path.stem), path) for path in (DEMO, PETS, LJ)}
 
 
 def _by_hand(argv: list[str], configfile: Path) -> list[str]:

@@ -209,3 +209,22 @@ def test_pets_comparison_draws_feos_as_a_black_dashed_reference(square_well):
         assert feos.get_color() == "k" and feos.get_linestyle() == "--"
         assert all(mark in ax.get_xlabel() + ax.get_ylabel() for mark in ("(reduced)",)) and has_data(ax)
         assert not ax.get_legend().get_window_extent().overlaps(ax.get_window_extent())
+
+
+def test_lj_comparison_draws_the_literature_black_dashed_and_pets_grey(square_well):
+    pytest.importorskip("feos")
+    from matplotlib.colors import to_rgb
+
+    from liquidscale.analysis.lj_reference import comparison_figure
+    from liquidscale.fluids.pets import PetsFluid
+
+    fig = comparison_figure(square_well, PetsFluid())
+    fig.canvas.draw()
+    for ax in fig.axes:
+        (literature,) = [line for line in ax.lines if line.get_label().startswith("LJTS literature")]
+        assert literature.get_color() == "k" and literature.get_linestyle() == "--"
+        (pets,) = [line for line in ax.lines if line.get_label().startswith("FeOs PeTS")]
+        r, g, b = to_rgb(pets.get_color())
+        assert r == g == b and pets.get_linestyle() == ":"
+        assert "(reduced)" in ax.get_xlabel() and "(reduced)" in ax.get_ylabel() and has_data(ax)
+        assert not ax.get_legend().get_window_extent().overlaps(ax.get_window_extent())

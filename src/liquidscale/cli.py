@@ -50,6 +50,7 @@ COMMAND_SETTINGS: dict[tuple[str, str], tuple[str, str | None]] = {
     ("cdft", "train"): ("cdft", None),
     ("analysis", "run"): ("analysis", None),
     ("analysis", "pets-reference"): ("analysis", None),
+    ("analysis", "lj-reference"): ("analysis", None),
 }
 
 # Set by common.smk for every job: the config files of the Snakemake run (a JSON list), so that a failed job

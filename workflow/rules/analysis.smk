@@ -75,7 +75,39 @@ rule analysis_reference_comparison:
         " --analysis results/{wildcards.system}/analysis --out results/{wildcards.system}/analysis > {log} 2>&1"
 
 
+rule analysis_lj_reference_comparison:
+    """The lj functional's phase diagram beside the published LJTS (2.5 sigma) data, FeOs's PeTS EOS as a second reference."""
+    input:
+        summary="results/{system}/analysis/summary.json",
+    output:
+        table="results/{system}/analysis/reference.csv",
+        figure=report("results/{system}/analysis/reference.png", caption="../report/lj_reference.rst", category="{system}",
+                      subcategory="4 verification against the literature", labels={"figure": "learned functional vs LJTS literature"}),
+        svg="results/{system}/analysis/reference.svg",
+    params:
+        settings=settings_of("analysis", "lj-reference"),
+        cutoff=config["sampling"]["lj"]["cutoff"],
+    log:
+        "logs/{system}/analysis/reference.log",
+    wildcard_constraints:
+        system="lj",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+        cpus_per_task=1,
+    shell:
+        "OMP_NUM_THREADS={threads} liquidscale analysis lj-reference --settings {params.settings:q} --cutoff {params.cutoff}"
+        " --analysis results/{wildcards.system}/analysis --out results/{wildcards.system}/analysis > {log} 2>&1"
+
+
+# the comparisons with a reference: FeOs for pets; the LJTS literature for lj, which holds for the 2.5 sigma cutoff only
+REFERENCE_SYSTEMS = [s for s in SYSTEMS if s == "pets" or (s == "lj" and config["sampling"]["lj"]["cutoff"] == 2.5)]
+
+
 rule analysis:
     input:
         expand("results/{system}/analysis/summary.json", system=SYSTEMS),
-        expand("results/{system}/analysis/reference.csv", system=[s for s in SYSTEMS if s == "pets"]),
+        expand("results/{system}/analysis/reference.csv", system=REFERENCE_SYSTEMS),

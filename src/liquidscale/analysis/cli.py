@@ -27,6 +27,12 @@ def register(subparsers) -> None:
     ref.add_argument("--analysis", required=True, help="folder of the pets analysis (binodal.csv, critical_point.csv, interface.csv, pores.csv, widom.csv)")
     ref.add_argument("--out", required=True, help="output folder for reference.csv and the figure")
     ref.set_defaults(func=_pets_reference)
+    lj = actions.add_parser("lj-reference", help="the lj analysis beside the published LJTS data and FeOs's PeTS EOS -> reference.csv, reference.png/.svg")
+    add_settings_arguments(lj)
+    lj.add_argument("--analysis", required=True, help="folder of the lj analysis (binodal.csv, critical_point.csv, interface.csv, widom.csv, fisher_widom.csv)")
+    lj.add_argument("--out", required=True, help="output folder for reference.csv and the figure")
+    lj.add_argument("--cutoff", type=float, required=True, help="the sampled potential's cutoff (sampling.lj.cutoff); the literature is for 2.5 sigma")
+    lj.set_defaults(func=_lj_reference)
 
 
 def _pets_reference(args) -> None:
@@ -35,6 +41,20 @@ def _pets_reference(args) -> None:
     if args.settings["system"] != "pets":
         raise UserError(f"analysis pets-reference compares the pets system with FeOs, not {args.settings['system']!r}")
     rows = write_reference_comparison(args.analysis, args.out, args.settings)
+    checked = [r for r in rows if r["within_target"] is not None]
+    print(json.dumps({"rows": len(rows), "missing": sum(r["status"] == "missing" for r in rows),
+                      "within_target": f"{sum(bool(r['within_target']) for r in checked)}/{len(checked)}"}))
+
+
+def _lj_reference(args) -> None:
+    from ..fluids.ljts import CUTOFF
+    from .lj_reference import write_reference_comparison
+
+    if args.settings["system"] != "lj":
+        raise UserError(f"analysis lj-reference compares the lj system with the LJTS literature, not {args.settings['system']!r}")
+    if args.cutoff != CUTOFF:
+        raise UserError(f"--cutoff {args.cutoff:g}: the published LJTS data are for the potential truncated and shifted at {CUTOFF:g} sigma")
+    rows = write_reference_comparison(args.analysis, args.out)
     checked = [r for r in rows if r["within_target"] is not None]
     print(json.dumps({"rows": len(rows), "missing": sum(r["status"] == "missing" for r in rows),
                       "within_target": f"{sum(bool(r['within_target']) for r in checked)}/{len(checked)}"}))

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io import atomic_path
+from .reference_rows import Rows, draw_functional_binodal, draw_functional_surface_tension, found, read_table, reason_of, write_rows
 
 COLUMNS = ["quantity", "condition", "T", "functional", "feos", "difference", "relative_difference", "target", "within_target",
            "status", "reason"]
@@ -53,60 +53,6 @@ BINODAL_MAX_REDUCED_T = 0.95
 WIDOM_QUANTITIES = {"S(0) isotherm": "widom_S0_isotherm_rho", "chi_T isobar": "widom_chi_T_isobar_T"}
 
 
-def _read(analysis_dir: Path, name: str):
-    import pandas as pd
-
-    path = analysis_dir / name
-    if not path.is_file():
-        return None
-    try:
-        return pd.read_csv(path, keep_default_na=True)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-
-
-def _target_text(quantity: str, targets: Mapping[str, tuple[str, float]]) -> str:
-    if quantity not in targets:
-        return ""
-    kind, bound = targets[quantity]
-    return f"|relative difference| <= {bound:g}" if kind == "relative" else f"|difference| <= {bound:g}"
-
-
-class _Rows:
-    """Comparison rows judged against one campaign's targets."""
-
-    def __init__(self, targets: Mapping[str, tuple[str, float]]):
-        self.targets = targets
-
-    def compared(self, quantity: str, T: float, functional: float, feos: float, condition: str = "") -> dict[str, Any]:
-        difference = functional - feos
-        relative = difference / feos if feos != 0 else np.nan
-        within = None
-        if quantity in self.targets:
-            kind, bound = self.targets[quantity]
-            within = bool(abs(relative if kind == "relative" else difference) <= bound)
-        return {"quantity": quantity, "condition": condition, "T": T, "functional": functional, "feos": feos, "difference": difference,
-                "relative_difference": relative, "target": _target_text(quantity, self.targets), "within_target": within,
-                "status": "compared", "reason": ""}
-
-    def missing(self, quantity: str, reason: str, T: float = np.nan, feos: float = np.nan, condition: str = "") -> dict[str, Any]:
-        return {"quantity": quantity, "condition": condition, "T": T, "functional": np.nan, "feos": feos, "difference": np.nan,
-                "relative_difference": np.nan, "target": _target_text(quantity, self.targets), "within_target": None,
-                "status": "missing", "reason": reason}
-
-
-def _found(table) -> bool:
-    return table is not None and not table.empty and "status" in table and table["status"].iloc[0] == "found"
-
-
-def _reason(table, name: str) -> str:
-    if table is None:
-        return f"{name} not found in the analysis folder"
-    if table.empty or "reason" not in table or not isinstance(table["reason"].iloc[0], str):
-        return f"{name} is empty"
-    return str(table["reason"].iloc[0])
-
-
 def reference_comparison(analysis_dir: str | Path, fluid, settings: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Rows of ``COLUMNS``: the analysis outputs in ``analysis_dir`` against ``fluid`` (a ``PetsFluid``).
 
@@ -115,21 +61,21 @@ def reference_comparison(analysis_dir: str | Path, fluid, settings: Mapping[str,
     and, through its noise, the targets.
     """
     analysis_dir = Path(analysis_dir)
-    r = _Rows(targets_for(settings["system_settings"]))
+    r = Rows(targets_for(settings["system_settings"]), "feos")
     Tc, rho_c, pc = fluid.critical_point()
     rows: list[dict[str, Any]] = []
 
-    critical = _read(analysis_dir, "critical_point.csv")
-    if _found(critical):
+    critical = read_table(analysis_dir, "critical_point.csv")
+    if found(critical):
         rows.append(r.compared("Tc", np.nan, float(critical["T"].iloc[0]), Tc))
         rows.append(r.compared("rho_c", np.nan, float(critical["rho"].iloc[0]), rho_c))
     else:
-        rows += [r.missing("Tc", _reason(critical, "critical_point.csv"), feos=Tc), r.missing("rho_c", _reason(critical, "critical_point.csv"), feos=rho_c)]
+        rows += [r.missing("Tc", reason_of(critical, "critical_point.csv"), reference=Tc), r.missing("rho_c", reason_of(critical, "critical_point.csv"), reference=rho_c)]
 
-    binodal = _read(analysis_dir, "binodal.csv")
+    binodal = read_table(analysis_dir, "binodal.csv")
     compared = binodal[binodal["T"] <= BINODAL_MAX_REDUCED_T * Tc] if binodal is not None and not binodal.empty else None
     if compared is None or compared.empty:
-        reason = _reason(critical, "critical_point.csv") if binodal is not None else "binodal.csv not found in the analysis folder"
+        reason = reason_of(critical, "critical_point.csv") if binodal is not None else "binodal.csv not found in the analysis folder"
         rows += [r.missing(q, f"no binodal point at T <= {BINODAL_MAX_REDUCED_T:g} Tc: {reason}") for q in (*BULK_ROUTE.values(), *BULK_ROUTE)]
     for _, b in (compared.iterrows() if compared is not None else ()):
         T = float(b["T"])
@@ -144,26 +90,26 @@ def reference_comparison(analysis_dir: str | Path, fluid, settings: Mapping[str,
                  r.compared("rho_liquid_bulk", T, float(b["rho_liquid"]), co.rho_liquid, "bulk equal mu and p"),
                  r.compared("vapour_pressure_bulk", T, float(b["p"]), co.p, "bulk equal mu and p")]
 
-    interface = _read(analysis_dir, "interface.csv")
-    if _found(interface):
+    interface = read_table(analysis_dir, "interface.csv")
+    if found(interface):
         T = float(interface["T"].iloc[0])
         reference = fluid.surface_tension(T)
         rows.append(r.compared("surface_tension", T, float(interface["gamma"].iloc[0]), reference.gamma))
     else:
-        rows.append(r.missing("surface_tension", _reason(interface, "interface.csv")))
+        rows.append(r.missing("surface_tension", reason_of(interface, "interface.csv")))
 
-    rows += _pore_rows(_read(analysis_dir, "pores.csv"), fluid, settings, r)
-    rows += _widom_rows(_read(analysis_dir, "widom.csv"), fluid, analysis_dir, r)
+    rows += _pore_rows(read_table(analysis_dir, "pores.csv"), fluid, settings, r)
+    rows += _widom_rows(read_table(analysis_dir, "widom.csv"), fluid, analysis_dir, r)
     return rows
 
 
-def _pore_rows(pores, fluid, settings: Mapping[str, Any], r: _Rows) -> list[dict[str, Any]]:
+def _pore_rows(pores, fluid, settings: Mapping[str, Any], r: Rows) -> list[dict[str, Any]]:
     """beta mu at capillary coexistence per width, FeOs in the analysis' own slit at the analysis' T."""
     from .interfaces import Wall, slit_potential
     from .bulk import NotFound
 
     if pores is None or pores.empty or "H" not in pores or pores["H"].isna().all():
-        return [r.missing("beta_mu_cc", _reason(pores, "pores.csv"))]
+        return [r.missing("beta_mu_cc", reason_of(pores, "pores.csv"))]
     p, block = settings["analysis"]["pores"], settings["system_settings"]
     dz = float(block["dz"])
     wall = Wall(float(p["wall_strength"]), float(p["wall_sigma"]["pets"]))
@@ -185,7 +131,7 @@ def _pore_rows(pores, fluid, settings: Mapping[str, Any], r: _Rows) -> list[dict
     return rows
 
 
-def _widom_rows(widom, fluid, analysis_dir: Path, r: _Rows) -> list[dict[str, Any]]:
+def _widom_rows(widom, fluid, analysis_dir: Path, r: Rows) -> list[dict[str, Any]]:
     """S(0)-isotherm maxima compared in rho at the analysis' T, chi_T-isobar maxima in T at the analysis' p."""
     if widom is None or widom.empty:
         reason = "widom.csv not found in the analysis folder" if widom is None else "no Widom points in widom.csv"
@@ -215,16 +161,13 @@ def _widom_rows(widom, fluid, analysis_dir: Path, r: _Rows) -> list[dict[str, An
 
 def write_reference_comparison(analysis_dir: str | Path, out_dir: str | Path, settings: Mapping[str, Any], fluid=None) -> list[dict[str, Any]]:
     """reference.csv and reference.png/.svg (binodal and surface tension, functional vs FeOs) in ``out_dir``."""
-    import pandas as pd
-
     from ..fluids.pets import PetsFluid
 
     fluid = fluid or PetsFluid()
     analysis_dir, out_dir = Path(analysis_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = reference_comparison(analysis_dir, fluid, settings)
-    with atomic_path(out_dir / "reference.csv") as tmp:
-        pd.DataFrame(rows, columns=COLUMNS).to_csv(tmp, index=False)
+    write_rows(rows, COLUMNS, out_dir / "reference.csv")
     reference_figure(analysis_dir, out_dir, fluid)
     return rows
 
@@ -246,31 +189,13 @@ def comparison_figure(analysis_dir: Path, fluid):
     left.plot([c.rho_vapour for c in coex] + [rho_c] + [c.rho_liquid for c in coex][::-1], list(T_ref) + [Tc] + list(T_ref[::-1]),
               **REFERENCE_STYLE, label="FeOs PeTS (reference)")
     left.plot(rho_c, Tc, "ko", mfc="none", ms=8, label="FeOs critical point")
-    binodal, critical = _read(analysis_dir, "binodal.csv"), _read(analysis_dir, "critical_point.csv")
-    title = "liquid-vapour binodal"
-    if binodal is not None and not binodal.empty:
-        left.plot(binodal["rho_vapour"], binodal["T"], "C0.-", label="learned functional: bulk equal mu, p")
-        left.plot(binodal["rho_liquid"], binodal["T"], "C0.-")
-        if "rho_vapour_interface" in binodal and binodal["rho_vapour_interface"].notna().any():
-            for column, label in (("rho_vapour_interface", "learned functional: free-interface plateaus"), ("rho_liquid_interface", None)):
-                left.plot(binodal[column], binodal["T"], "o", color="C1", mfc="none", ms=5, label=label)
-    else:
-        title += "\n(learned functional: none, see critical_point.csv)"
-    if _found(critical):
-        left.plot(critical["rho"], critical["T"], "C3*", ms=12, label="functional critical point")
-    elif critical is not None and not critical.empty:
-        title += f"\n(functional's critical point: {critical['status'].iloc[0]}, see critical_point.csv)"
+    title = draw_functional_binodal(left, analysis_dir)
     left.set(xlabel="density ρσ³ (reduced)", ylabel="temperature k_BT/ε (reduced)")
     left.set_title(title, fontsize=9)
     legend_beside(left)
     T_gamma = Tc * np.linspace(0.6, 0.97, 20)
     right.plot(T_gamma, [fluid.surface_tension(float(T)).gamma for T in T_gamma], **REFERENCE_STYLE, label="FeOs PeTS (reference)")
-    interface = _read(analysis_dir, "interface.csv")
-    title = "surface tension of the free interface"
-    if _found(interface):
-        right.plot(interface["T"], interface["gamma"], "C0o", ms=8, label="learned functional")
-    else:
-        title += "\n(learned functional: no interface, see interface.csv)"
+    title = draw_functional_surface_tension(right, analysis_dir)
     right.set(xlabel="temperature k_BT/ε (reduced)", ylabel="surface tension γσ²/ε (reduced)")
     right.set_title(title, fontsize=9)
     legend_beside(right)
