@@ -459,8 +459,9 @@ def widom_check(model: NeuralC1, splits: Mapping[str, Runs], settings: TrainingS
     """Per split, the runs' profile-only least-squares beta mu (``fitted_beta_mu(anchored=False)``) minus their
     Widom beta mu: an independent check of the network's level of c1 on runs the prior did not touch.
 
-    Train runs with the anchor on were pulled towards their Widom values in training, so only val (used for
-    early stopping alone) and test runs are independent there; ``independent`` says which splits are.
+    Train runs with the anchor on were pulled towards their Widom values in training, so only val (whose Widom
+    values enter just the choice of the early-stopping epoch) and test runs are independent there; ``independent``
+    says which splits are.
     """
     record: dict[str, Any] = {"target_abs": WIDOM_CHECK_TARGET, "widom_anchor": settings.widom_anchor}
     for name, runs in splits.items():
