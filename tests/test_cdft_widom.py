@@ -43,7 +43,8 @@ def trainings(tmp_path_factory):
     ds = with_noise_and_widom(square_well_dataset(SQUARE_WELL, [0.6, 0.2, 0.2], seed=21, provenance={}), seed=1)
     test_runs = ds[pds.SPLIT].values == pds.SPLIT_TEST
     shifted = ds.assign({pds.BETA_MU_WIDOM: ds[pds.BETA_MU_WIDOM] + np.where(test_runs, SHIFT, 0.0)})
-    cases = {"anchored": (ds, SETTINGS), "unanchored": (ds, TrainingSettings(**{**SETTINGS.__dict__, "widom_anchor": False})), "shifted": (shifted, SETTINGS)}
+    unanchored = TrainingSettings(**{**SETTINGS.__dict__, "widom_anchor": False})
+    cases = {"anchored": (ds, SETTINGS), "unanchored": (ds, unanchored), "shifted": (shifted, SETTINGS)}
     out = {}
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(train_module, "_solve_like", lambda model, runs, k, *args: {"run": int(runs.run[k]), "failure": "not solved in this test"})
@@ -71,8 +72,8 @@ def test_widom_anchors_pin_the_mu_of_the_runs_without_widom(trainings):
     (-0.182) here (noise seed 1); seeds 2-5: 0.092 vs 0.421, 0.052 vs 0.290, 0.128 vs 0.231 (8 anchors), 0.075 vs 0.409."""
     ds = trainings["ds"]
     anchored, unanchored = (errors_without_widom(ds, trainings[name]["model"]) for name in ("anchored", "unanchored"))
-    print(f"runs without Widom: median |fitted - exact beta mu| anchored {anchored.abs().median():.3g}, unanchored {unanchored.abs().median():.3g}; "
-          f"median error {anchored.median():+.3g}, {unanchored.median():+.3g}")
+    print(f"runs without Widom: median |fitted - exact beta mu| anchored {anchored.abs().median():.3g}, "
+          f"unanchored {unanchored.abs().median():.3g}; median error {anchored.median():+.3g}, {unanchored.median():+.3g}")
     assert abs(unanchored.median()) > 0.15  # the weakness is there to be fixed
     assert anchored.abs().median() < 0.15 and anchored.abs().median() < unanchored.abs().median() / 1.5
 

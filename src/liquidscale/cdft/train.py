@@ -123,7 +123,8 @@ def prepare_runs(ds, split: str, settings: TrainingSettings) -> Runs:
     target = log_density_target(rho, stderr, mask) + torch.where(mask, beta_V, 0.0)
     beta_mu = torch.as_tensor(part[pds.MU].values, dtype=torch.float64) / (k_B * T)
     nan = torch.full_like(T, math.nan)
-    widom, widom_stderr = (torch.as_tensor(part[name].values, dtype=torch.float64) if name in part else nan for name in (pds.BETA_MU_WIDOM, pds.BETA_MU_WIDOM_STDERR))
+    widom, widom_stderr = (torch.as_tensor(part[name].values, dtype=torch.float64) if name in part else nan
+                           for name in (pds.BETA_MU_WIDOM, pds.BETA_MU_WIDOM_STDERR))
     measured = torch.isfinite(widom) & (widom_stderr > 0)
     scale = log_density_variance_scale(rho, stderr, mask, settings.log_density_noise_floor)
     precision = torch.where(measured & settings.widom_anchor, scale / torch.where(measured, widom_stderr, 1.0) ** 2, 0.0)
@@ -470,8 +471,9 @@ def widom_check(model: NeuralC1, splits: Mapping[str, Runs], settings: TrainingS
         in_stderr = np.abs(difference / runs.beta_mu_widom_stderr[measured].numpy())
         stats = {"runs": int(measured.sum()), "independent": not (name == "train" and settings.widom_anchor)}
         if len(difference):
-            stats.update(median=float(np.median(difference)), median_abs=float(np.median(np.abs(difference))), max_abs=float(np.abs(difference).max()),
-                         median_abs_in_stderr=float(np.median(in_stderr)), max_abs_in_stderr=float(in_stderr.max()))
+            stats.update(median=float(np.median(difference)), median_abs=float(np.median(np.abs(difference))),
+                         max_abs=float(np.abs(difference).max()), median_abs_in_stderr=float(np.median(in_stderr)),
+                         max_abs_in_stderr=float(in_stderr.max()))
         record[name] = stats
     return record
 
