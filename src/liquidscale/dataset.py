@@ -31,6 +31,10 @@ SPLIT = "split"
 # optional: the per-bin standard error of rho (histogram block averages, force sampling, added noise);
 # datasets without it (exact profiles) are noise-free
 RHO_STDERR = "rho_stderr"
+# optional, per run: beta mu from Widom test-particle insertion and its standard error (ln Lambda^d absorbed, as in
+# c1 = ln rho + beta V - beta mu), NaN where not measured; only the LAMMPS engine writes them
+BETA_MU_WIDOM = "beta_mu_widom"
+BETA_MU_WIDOM_STDERR = "beta_mu_widom_stderr"
 # global attribute: how rho was measured ("histogram" or "force" sampling in MD; absent for exact profiles)
 DENSITY_ESTIMATOR = "density_estimator"
 ESTIMATOR_HISTOGRAM, ESTIMATOR_FORCE = "histogram", "force"

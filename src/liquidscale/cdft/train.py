@@ -6,6 +6,9 @@ Target (Euler-Lagrange): c1(z) = ln rho(z) + beta V_ext(z) - beta mu_k. Where a 
 their exact least-squares optimum for the current network (the masked mean of ln rho + beta V - c1)
 instead of being chased by gradient steps: the same joint minimum, reached as fast as with known mu.
 The network's exact gauge c1[rho = 0] = 0 makes the fit unique.
+Where a run also carries a Widom test-particle beta mu (``beta_mu_widom`` with its stderr; LJ runs), that
+measurement is a Gaussian prior on the run's beta mu (``cdft.widom_anchor``): the gauge alone lets a slow,
+T-dependent offset of the level of c1 through, which an independent measurement of mu pins.
 Bins with too little density for a meaningful log are masked. Where the dataset carries a per-bin
 standard error of rho, each bin's squared residual is weighted by the inverse variance of its ln rho
 (the fitted beta mu_k become weighted means) and bins without a clear signal are masked (``usable_bins``).
@@ -64,6 +67,7 @@ class TrainingSettings:
     log_density_noise_floor: float = 0.01
     mirror: bool = True
     use_known_mu: bool = True
+    widom_anchor: bool = True
     checkpoint_every: int = 10
     solve_tolerance: float = 1e-8
 
@@ -86,7 +90,8 @@ class TrainingSettings:
 @dataclass
 class Runs:
     """The ok runs of one split as tensors: rho, beta V_ext, T, mask, loss weight per bin (0 where masked, mean 1
-    over the split's unmasked bins), ln rho + beta V (masked bins 0), known beta mu (NaN)."""
+    over the split's unmasked bins), ln rho + beta V (masked bins 0), known beta mu (NaN), Widom beta mu and
+    stderr (NaN where not measured), and the Widom prior's weight on the loss weights' scale (0: not anchored)."""
 
     run: np.ndarray
     rho: torch.Tensor
@@ -97,6 +102,9 @@ class Runs:
     log_boltzmann_inverse: torch.Tensor
     beta_mu_known: torch.Tensor
     mean_density: torch.Tensor
+    beta_mu_widom: torch.Tensor
+    beta_mu_widom_stderr: torch.Tensor
+    widom_precision: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.run)
@@ -114,7 +122,13 @@ def prepare_runs(ds, split: str, settings: TrainingSettings) -> Runs:
     weight = inverse_variance_weights(rho, stderr, mask, settings.log_density_noise_floor)
     target = log_density_target(rho, stderr, mask) + torch.where(mask, beta_V, 0.0)
     beta_mu = torch.as_tensor(part[pds.MU].values, dtype=torch.float64) / (k_B * T)
-    return Runs(part[pds.RUN].values, rho, beta_V, T, mask, weight, target, beta_mu, mean_density)
+    nan = torch.full_like(T, math.nan)
+    widom, widom_stderr = (torch.as_tensor(part[name].values, dtype=torch.float64) if name in part else nan
+                           for name in (pds.BETA_MU_WIDOM, pds.BETA_MU_WIDOM_STDERR))
+    measured = torch.isfinite(widom) & (widom_stderr > 0)
+    scale = log_density_variance_scale(rho, stderr, mask, settings.log_density_noise_floor)
+    precision = torch.where(measured & settings.widom_anchor, scale / torch.where(measured, widom_stderr, 1.0) ** 2, 0.0)
+    return Runs(part[pds.RUN].values, rho, beta_V, T, mask, weight, target, beta_mu, mean_density, widom, widom_stderr, precision)
 
 
 def neighbour_mean(x: torch.Tensor) -> torch.Tensor:
@@ -156,6 +170,25 @@ def log_density_target(rho: torch.Tensor, stderr: torch.Tensor | None, mask: tor
     return torch.where(mask, torch.log(torch.where(mask, rho, 1.0)), 0.0)
 
 
+def _log_density_variance(rho: torch.Tensor, stderr: torch.Tensor, mask: torch.Tensor, floor: float) -> torch.Tensor:
+    """var(ln rho) + floor^2 per bin (floor^2 where masked), var(ln rho) = var / rho^2 from the neighbours."""
+    density, variance = neighbour_mean(rho), neighbour_mean(stderr**2)
+    return torch.where(mask, variance / torch.where(mask, density, 1.0) ** 2, 0.0) + floor**2
+
+
+def log_density_variance_scale(rho: torch.Tensor, stderr: torch.Tensor | None, mask: torch.Tensor, floor: float) -> float:
+    """The variance of ln rho that loss weight 1 stands for: the weights' normalisation constant, so that a
+    measurement of beta mu with standard error s weighs scale / s^2 on the loss weights' scale.
+
+    Noisy data: the harmonic mean over unmasked bins of var(ln rho) + floor^2. Exact data weigh every bin 1
+    with no variance behind it; there a bin counts as ln rho known to the floor, floor^2 (the limit of the
+    noisy case as stderr -> 0: below the floor the network's own error, not the data's, limits the fit).
+    """
+    if stderr is None:
+        return floor**2
+    return float(mask.sum() / torch.where(mask, 1.0 / _log_density_variance(rho, stderr, mask, floor), 0.0).sum())
+
+
 def inverse_variance_weights(rho: torch.Tensor, stderr: torch.Tensor | None, mask: torch.Tensor, floor: float) -> torch.Tensor:
     """Loss weight per bin: 1 / (var(ln rho) + floor^2), normalised to mean 1 on ``mask``.
 
@@ -168,29 +201,39 @@ def inverse_variance_weights(rho: torch.Tensor, stderr: torch.Tensor | None, mas
     """
     if stderr is None:
         return mask.double()
-    density, variance = neighbour_mean(rho), neighbour_mean(stderr**2)
-    relative_variance = torch.where(mask, variance / torch.where(mask, density, 1.0) ** 2, 0.0)
-    weight = torch.where(mask, 1.0 / (relative_variance + floor**2), 0.0)
+    weight = torch.where(mask, 1.0 / _log_density_variance(rho, stderr, mask, floor), 0.0)
     return weight * mask.sum() / weight.sum()
 
 
 def dataset_hash(ds) -> str:
-    """SHA-256 of the data the functional learns from (profiles, potentials, T, mu, split, status)."""
+    """SHA-256 of the data the functional learns from (profiles, potentials, T, mu, split, status; Widom mu where present)."""
     digest = hashlib.sha256()
-    for name in (pds.RHO, pds.V_EXT, pds.TEMPERATURE, pds.MU, pds.SPLIT, pds.STATUS):
+    widom = [name for name in (pds.BETA_MU_WIDOM, pds.BETA_MU_WIDOM_STDERR) if name in ds]
+    for name in (pds.RHO, pds.V_EXT, pds.TEMPERATURE, pds.MU, pds.SPLIT, pds.STATUS, *widom):
         digest.update(np.ascontiguousarray(ds[name].values).tobytes())
     return digest.hexdigest()
 
 
-def fitted_beta_mu(model: NeuralC1, runs: Runs) -> torch.Tensor:
-    """Least-squares beta mu of each run for a fixed network: the weighted mean of ln rho + beta V - c1."""
+def fitted_beta_mu(model: NeuralC1, runs: Runs, anchored: bool = True) -> torch.Tensor:
+    """Least-squares beta mu of each run for a fixed network: the weighted mean of ln rho + beta V - c1, with the
+    Widom value as one more observation of weight ``widom_precision`` where anchored (the loss's optimum);
+    ``anchored=False``: from the profile alone."""
     with torch.no_grad():
         residual = runs.log_boltzmann_inverse - model.c1(runs.rho, runs.T)
-    return (residual * runs.weight).sum(1) / runs.weight.sum(1)
+    if not anchored:
+        return (residual * runs.weight).sum(1) / runs.weight.sum(1)
+    return anchored_mean((residual * runs.weight).sum(1), runs.weight.sum(1), runs.widom_precision, runs.beta_mu_widom)
+
+
+def anchored_mean(weighted_sum: torch.Tensor, total_weight: torch.Tensor, precision: torch.Tensor, beta_mu_widom: torch.Tensor) -> torch.Tensor:
+    """(sum w r + lambda mu_W) / (sum w + lambda): the optimum of sum w (r - mu)^2 + lambda (mu - mu_W)^2 (lambda = 0: unanchored)."""
+    prior = torch.where(precision > 0, precision * beta_mu_widom, 0.0)
+    return (weighted_sum + prior) / (total_weight + precision).clamp_min(1e-300)
 
 
 def c1_errors(model: NeuralC1, runs: Runs, use_known_mu: bool) -> dict[str, Any]:
-    """Weighted c1 errors per run (weights 0/1 for exact data), with the known beta mu or, where unknown or hidden, the least-squares one."""
+    """Weighted c1 errors per run (weights 0/1 for exact data), with the known beta mu or, where unknown or hidden, the
+    least-squares one (Widom-anchored where the runs are)."""
     fitted = fitted_beta_mu(model, runs)
     known = torch.isfinite(runs.beta_mu_known) & use_known_mu
     beta_mu = torch.where(known, runs.beta_mu_known, fitted)
@@ -223,6 +266,9 @@ class _Trainer:
         self.model = NeuralC1(dz, s.window, s.channels, density_scale, [float(T.min()), float(T.max())], s.architecture, s.temperature_inputs)
         self.beta_mu_known = train.beta_mu_known
         self.known = torch.isfinite(train.beta_mu_known) & s.use_known_mu
+        self.widom_precision = torch.where(self.known, 0.0, train.widom_precision)
+        # 0, not NaN, where unanchored: a NaN in the branch torch.where drops still poisons the gradient
+        self.beta_mu_widom = torch.where(self.widom_precision > 0, train.beta_mu_widom, 0.0)
         mirrored = (lambda x: torch.cat([x, x.flip(-1)])) if s.mirror else (lambda x: x)
         self.rho, self.weight, self.base = (mirrored(x) for x in (train.rho, train.weight, train.log_boltzmann_inverse))
         self.T = train.T.repeat(2) if s.mirror else train.T
@@ -249,13 +295,18 @@ class _Trainer:
         self.best_state: dict[str, torch.Tensor] = {}
 
     def loss(self, rows: torch.Tensor | slice) -> torch.Tensor:
-        """Weighted mean squared c1 error; unknown beta mu_k at their weighted least-squares optimum for these rows."""
+        """Weighted mean squared c1 error plus the Widom priors lambda (mu_k - mu_W)^2 (one per row: a mirrored run
+        counts its prior twice, as it counts its bins); unknown beta mu_k at their optimum for these rows."""
         weight, runs = self.weight[rows], self.run_index[rows]
         residual = self.base[rows] - self.model.c1(self.rho[rows], self.T[rows])
-        total = torch.zeros(len(self.known), dtype=torch.float64).index_add_(0, runs, weight.sum(1))
-        fitted = torch.zeros(len(self.known), dtype=torch.float64).index_add_(0, runs, (weight * residual).sum(1)) / total.clamp_min(1e-300)
+        precision = self.widom_precision[runs]
+        n = len(self.known)
+        fitted = anchored_mean(torch.zeros(n, dtype=torch.float64).index_add_(0, runs, (weight * residual).sum(1)),
+                               torch.zeros(n, dtype=torch.float64).index_add_(0, runs, weight.sum(1)),
+                               torch.zeros(n, dtype=torch.float64).index_add_(0, runs, precision), self.beta_mu_widom)
         beta_mu = torch.where(self.known, self.beta_mu_known, fitted)
-        return (weight * (residual - beta_mu[runs, None]) ** 2).sum() / weight.sum()
+        prior = (precision * (beta_mu[runs] - self.beta_mu_widom[runs]) ** 2).sum()
+        return ((weight * (residual - beta_mu[runs, None]) ** 2).sum() + prior) / weight.sum()
 
     def run_epoch(self) -> float:
         self.model.train()
@@ -397,7 +448,34 @@ def held_out_metrics(model: NeuralC1, splits: Mapping[str, Runs], settings: Trai
         "train_beta_mu_fit_max_abs_error": float(beta_mu_errors.max()) if hidden.any() else None,
         "train_beta_mu_fit_median_abs_error": float(beta_mu_errors.median()) if hidden.any() else None,
         "use_known_mu": settings.use_known_mu,
+        "beta_mu_fit_minus_widom": widom_check(model, splits, settings),
     }
+
+
+# the issue's target for |profile-fitted beta mu - Widom beta mu| (kT)
+WIDOM_CHECK_TARGET = 0.05
+
+
+def widom_check(model: NeuralC1, splits: Mapping[str, Runs], settings: TrainingSettings) -> dict[str, Any]:
+    """Per split, the runs' profile-only least-squares beta mu (``fitted_beta_mu(anchored=False)``) minus their
+    Widom beta mu: an independent check of the network's level of c1 on runs the prior did not touch.
+
+    Train runs with the anchor on were pulled towards their Widom values in training, so only val (whose Widom
+    values enter just the choice of the early-stopping epoch) and test runs are independent there; ``independent``
+    says which splits are.
+    """
+    record: dict[str, Any] = {"target_abs": WIDOM_CHECK_TARGET, "widom_anchor": settings.widom_anchor}
+    for name, runs in splits.items():
+        measured = torch.isfinite(runs.beta_mu_widom) & (runs.beta_mu_widom_stderr > 0)
+        difference = (fitted_beta_mu(model, runs, anchored=False) - runs.beta_mu_widom)[measured].numpy()
+        in_stderr = np.abs(difference / runs.beta_mu_widom_stderr[measured].numpy())
+        stats = {"runs": int(measured.sum()), "independent": not (name == "train" and settings.widom_anchor)}
+        if len(difference):
+            stats.update(median=float(np.median(difference)), median_abs=float(np.median(np.abs(difference))),
+                         max_abs=float(np.abs(difference).max()), median_abs_in_stderr=float(np.median(in_stderr)),
+                         max_abs_in_stderr=float(in_stderr.max()))
+        record[name] = stats
+    return record
 
 
 def training_density_max(train: Runs) -> float:
@@ -436,6 +514,8 @@ def _solve_like(model: NeuralC1, runs: Runs, k: int, settings: TrainingSettings,
     )
     if torch.isfinite(runs.beta_mu_known[k]):
         record["beta_mu_error"] = prediction.beta_mu - float(runs.beta_mu_known[k])
+    if torch.isfinite(runs.beta_mu_widom[k]):
+        record["beta_mu_minus_widom"] = prediction.beta_mu - float(runs.beta_mu_widom[k])
     return record
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ..dataset import BETA_MU_WIDOM, BETA_MU_WIDOM_STDERR
 from ..device import device_record
 from ..errors import UserError
 from ..external import ExternalPotential
@@ -43,8 +44,6 @@ from .widom import WidomAccumulator, beta_mu, local_beta_mu
 _SEED_RANGE = 900_000_000
 # table spacing of V_ext (length unit): well below the 0.02 edge of the steep MD walls
 TABLE_SPACING = 1.0e-3
-BETA_MU_WIDOM = "beta_mu_widom"
-BETA_MU_WIDOM_STDERR = "beta_mu_widom_stderr"
 BETA_MU_WIDOM_Z = "beta_mu_widom_z"
 
 

@@ -31,7 +31,7 @@ ESTIMATOR_VARIABLES = {
 }
 PER_RUN_EXTRAS = (T_KINETIC, POTENTIAL, "batch")
 # per-run variables only some engines write (the LAMMPS engine's Widom beta mu): copied when the first batch has them
-OPTIONAL_PER_RUN_EXTRAS = ("beta_mu_widom", "beta_mu_widom_stderr")
+OPTIONAL_PER_RUN_EXTRAS = (names.BETA_MU_WIDOM, names.BETA_MU_WIDOM_STDERR)
 GLOBAL_ATTRS = ("system", "site", "dimension", "length_unit", "energy_unit", "k_B", "chemical_potential_convention")
 
 log = logging.getLogger(__name__)
