@@ -158,26 +158,37 @@ def test_ideal_gas_under_tabulated_external_potential_is_boltzmann():
 
 @pytest.mark.slow
 def test_lammps_and_torch_engines_sample_the_same_lj_profile():
-    """LJ at T 1.5, rho 0.5 under V_ext: the engines' coarse density profiles agree within their errors."""
+    """LJ at T 1.5, rho 0.5 under V_ext: the engines' density profiles agree within their errors, both run with
+    the batch protocol (minimise, half the 2000 equilibration steps at 10x friction, 30 tau of production).
+
+    Errors from the replicas' spread: 48 LAMMPS, 12 torch (t with 11 dof dominates: chi^2 over 20 bins has mean
+    ~24, sd ~9; bound 55). Resolves ~1 % where the fluid is dense, ~4 % behind the soft wall. Measured (issue 12,
+    96 LAMMPS vs 24 torch replicas, 20 tau): chi^2 30/20, LAMMPS 3-7 % (1-3 sd) higher behind the wall, which is
+    where both engines still carry the excess of the uniform start after 2000 steps (LAMMPS with 12000: -3.5 %
+    there, chi^2 against torch 12/20); this test with matched protocols: chi^2 27.5/20, no pattern. ~2 min on one
+    core, mostly torch."""
     from liquidscale.md.engine import LangevinEngine
     from liquidscale.md.potential import REDUCED, LennardJones
 
-    n, T, steps, replicas = 135, 1.5, 6000, 4
-    lammps = np.stack([_lammps_profile(n, T, seed, steps, 0.5)[0] for seed in range(replicas)])
+    n, T, steps, n_lammps, n_torch = 135, 1.5, 6000, 48, 12
+    lammps = np.stack([_lammps_profile(n, T, seed, steps, 0.5)[0] for seed in range(n_lammps)])
     torch.set_num_threads(1)
-    positions = np.stack([place_molecules(np.zeros((1, 3)), n, BOX, np.random.default_rng(10 + k), 0.9, EXTERNAL) for k in range(replicas)])
-    engine = LangevinEngine(LennardJones(2.5), ["X"] * n, np.ones(n), np.ones(n, bool), positions, np.repeat(BOX[None], replicas, 0), [T] * replicas, list(range(replicas)), REDUCED, 0.005, 1.0, externals=[EXTERNAL] * replicas)
+    positions = np.stack([place_molecules(np.zeros((1, 3)), n, BOX, np.random.default_rng(1000 + k), 0.9, EXTERNAL) for k in range(n_torch)])
+    engine = LangevinEngine(LennardJones(2.5), ["X"] * n, np.ones(n), np.ones(n, bool), positions, np.repeat(BOX[None], n_torch, 0), [T] * n_torch, list(range(n_torch)), REDUCED, 0.005, 1.0, externals=[EXTERNAL] * n_torch)
     engine.minimise(50, 0.05)
-    engine.run(2000)
-    acc = ProfileAccumulator(replicas, BOX[2], 0.5, steps // 10)
+    engine.friction = 10.0  # as sampling.batch and the LAMMPS engine: thermalise at 10x friction, then equilibrate
+    engine.run(1000)
+    engine.friction = 1.0
+    engine.run(1000)
+    acc = ProfileAccumulator(n_torch, BOX[2], 0.5, steps // 10)
     engine.run(steps, acc.sample, every=10)
     assert not engine.failures
-    torch_profiles = acc.histogram_density(np.full(replicas, BOX[0] * BOX[1]))
+    torch_profiles = acc.histogram_density(np.full(n_torch, BOX[0] * BOX[1]))
     difference = lammps.mean(0) - torch_profiles.mean(0)
-    error = np.sqrt(lammps.var(0, ddof=1) / replicas + torch_profiles.var(0, ddof=1) / replicas)
+    error = np.sqrt(lammps.var(0, ddof=1) / n_lammps + torch_profiles.var(0, ddof=1) / n_torch)
     chi2 = float(((difference / error) ** 2).sum())
-    print(f"LAMMPS vs torch: chi^2 {chi2:.1f} over 20 bins, max abs diff {np.abs(difference).max():.4f} (max error {error.max():.4f})")
-    assert chi2 < 20 + 4 * math.sqrt(40), f"chi^2 {chi2:.1f} over 20 bins; max |diff| {np.abs(difference).max():.4f}"
+    print(f"LAMMPS vs torch: chi^2 {chi2:.1f} over 20 bins, pulls {np.round(difference / error, 1).tolist()}, max |relative diff| {np.abs(difference / torch_profiles.mean(0)).max():.3f}")
+    assert chi2 < 55, f"chi^2 {chi2:.1f} over 20 bins; pulls {np.round(difference / error, 1).tolist()}"
 
 
 def _settings(tmp_path=None, **widom):
