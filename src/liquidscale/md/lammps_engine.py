@@ -158,12 +158,14 @@ def run_replica(spec: ReplicaSpec, positions: np.ndarray, profiles, widom: Widom
     frame = _Frame()
     state = {"sampling": False, "kinetic": 0.0}
 
-    def callback(_caller, step, nlocal, _tag, x, _f_external):
+    def callback(_caller, step, nlocal, tag, x, _f_external):
         if not state["sampling"] or step == 0 or step % spec.sample_every:
             return
-        frame.z = np.mod(x[:, 2], box[2])
+        # the frame in atom-id order (LAMMPS sorts its local atoms spatially), so a site keeps its column
+        order = np.argsort(np.asarray(tag)[:nlocal])
+        frame.z = np.mod(x[order, 2], box[2])
         # this fix follows the V_ext wall and precedes langevin: the force array holds pair + V_ext forces
-        frame.fz = lmp.numpy.extract_atom("f")[:nlocal, 2].copy()
+        frame.fz = lmp.numpy.extract_atom("f")[:nlocal, 2][order]
         block = profiles.taken * profiles.blocks // profiles.expected_samples
         profiles.sample(frame)
         v = lmp.numpy.extract_atom("v")[:nlocal]
