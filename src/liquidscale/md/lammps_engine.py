@@ -14,6 +14,10 @@ forces (pair + V_ext), which go with the z of every atom to the accumulators (an
 test particles are inserted into the frame). Velocities there are half-step ones; the recorded
 kinetic temperature is a diagnostic.
 
+Runs without any V_ext are sampled in the frame of their centre of mass (`fix recenter` in z): their
+profile is otherwise a time average over a slab's free drift (~2 sigma rms over 300 tau for ~200 atoms),
+which no functional's Euler-Lagrange equation describes.
+
 Resumable at replica granularity: each finished replica's accumulators are saved atomically beside
 the batch file (``<batch>.replicas/run<id>.npz``, keyed by a hash of everything that determines it);
 a rerun redoes only the missing ones. Seeds are per replica, so a resumed batch is identical.
@@ -179,6 +183,10 @@ def run_replica(spec: ReplicaSpec, positions: np.ndarray, profiles, widom: Widom
         lmp.create_atoms(spec.n_atoms, list(range(1, spec.n_atoms + 1)), [1] * spec.n_atoms, wrapped.reshape(-1).tolist())
         if spec.external is not None:
             lmp.command(external_wall_command(spec.external, spec.temperature, Path(scratch) / "vext.table"))
+        else:
+            # nothing breaks translation invariance: a slab (given or condensed) wanders as a whole, and its time
+            # average would be a smeared, non-equilibrium profile. Sample in the frame of the centre of mass.
+            lmp.command("fix recenter all recenter NULL NULL INIT")
         # the sampling hook, defined before langevin: at post_force the force array holds the conservative forces only
         lmp.command(f"fix sampler all external pf/callback {spec.sample_every} {spec.sample_every}")
         lmp.set_fix_external_callback("sampler", callback, None)
