@@ -3,8 +3,8 @@
 the coexisting densities from the plateaus, beside the published correlations (Vrabec et al. 2006).
 
 Issue 12 item 1 asks for randomised lateral sizes with 1/L as a network input, or boxes shown to be large enough:
-this measures the second. Plateaus: liquid |z - Lz/2| < 1.5, vapour |z - Lz/2| > 8.5 (the slab's centre of mass
-wanders by ~1 sigma over a run; the plateaus are chosen inside that). Run: `python bench/lj_finite_size.py`.
+this measures the second. Plateaus: liquid |z - Lz/2| < 3, vapour |z - Lz/2| > 11 (a 15 sigma slab: at T = 1.0 the
+interfaces are ~3 sigma wide, and a thinner slab measured here had no liquid plateau at either lateral size). Run: `python bench/lj_finite_size.py`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from liquidscale.md.lammps_engine import ReplicaSpec, run_replica
 from liquidscale.sampling.initial import place_molecules
 from liquidscale.sampling.profiles import ProfileAccumulator
 
-LZ, SLAB, BIN = 24.0, 0.35, 0.1
+LZ, SLAB, BIN = 30.0, 0.5, 0.1
 STEPS, EQUILIBRATION, EVERY = 100_000, 10_000, 10
 
 
@@ -32,7 +32,7 @@ def slab_densities(lateral: float, T: float, seed: int) -> tuple[float, float]:
     assert not failure, failure
     rho = profiles.histogram_density(np.array([lateral**2]))[0]
     distance = np.abs(profiles.z - 0.5 * LZ)
-    return float(rho[distance > 8.5].mean()), float(rho[distance < 1.5].mean())
+    return float(rho[distance > 11].mean()), float(rho[distance < 3].mean())
 
 
 def main() -> None:
