@@ -16,7 +16,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 .PHONY: env demo test test-fast lint bench validate clean-env help
 
 help:
-	@echo "make demo   set up .venv and run the embedded campaign (config/config.yaml) and the demo LJ one (config/lj_demo.yaml)"
+	@echo "make demo   set up .venv and run the whole embedded campaign (config/config.yaml)"
 	@echo "make test   set up .venv and run the test suite"
 	@echo "make env    only build .venv (idempotent; seconds when nothing changed)"
 	@echo "make lint   snakemake --lint"
@@ -38,14 +38,9 @@ $(STAMP): $(REQUIREMENTS)
 	$(VENV)/bin/python -c "import torch, deepmd.pt, pyscf, snakemake; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $@
 
-# Two campaigns into results/: the embedded water + CO2 one, then the demo-sized LJ one (config/lj_demo.yaml,
-# whose sampling sizes differ from the embedded ones), each with its report.
-LJ_DEMO := --configfile config/lj.yaml config/lj_demo.yaml
 demo: env
 	$(SNAKEMAKE) --profile profiles/local --cores $(CORES)
-	$(SNAKEMAKE) --profile profiles/local --cores $(CORES) $(LJ_DEMO)
 	$(SNAKEMAKE) --profile profiles/local --cores $(CORES) --report results/report.zip
-	$(SNAKEMAKE) --profile profiles/local --cores $(CORES) $(LJ_DEMO) --report results/report_lj.zip
 
 test: env
 	$(VENV)/bin/python -m pytest -q --timeout 2400
