@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from ..fluids import ljts
-from .reference_rows import Rows, draw_functional_binodal, draw_functional_surface_tension, found, read_table, reason_of, write_rows
+from .reference_rows import (Rows, draw_functional_panels, found, read_table, reason_of,
+                             widom_missing_reason, write_rows)
 
 COLUMNS = ["quantity", "condition", "T", "functional", "literature", "feos_pets", "difference", "relative_difference",
            "relative_difference_feos_pets", "target", "within_target", "status", "reason"]
@@ -144,12 +145,7 @@ def reference_comparison(analysis_dir: str | Path, pets=None) -> list[dict[str, 
 def _widom_rows(widom, pets, analysis_dir: Path, r: _LjRows) -> list[dict[str, Any]]:
     """S(0)-isotherm maxima in rho at the analysis' T, chi_T-isobar maxima in T at its p: FeOs PeTS only."""
     if widom is None or widom.empty:
-        reason = "widom.csv not found in the analysis folder" if widom is None else "no Widom points in widom.csv"
-        summary = analysis_dir / "summary.json"
-        if summary.is_file():
-            import json
-
-            reason = json.loads(summary.read_text()).get("supercritical", {}).get("reason") or reason
+        reason = widom_missing_reason(widom, analysis_dir)
         return [r.absent(quantity, reason) for quantity in WIDOM_QUANTITIES.values()]
     pets_Tc = _pets_value(pets, lambda f: f.critical_point()[0])
     rows = []
@@ -206,7 +202,7 @@ PETS_STYLE = {"color": "0.5", "ls": ":", "lw": 1.2}  # the second, smooth refere
 def comparison_figure(analysis_dir: Path, pets=None):
     """Left: binodal (T vs rho) with critical points; right: gamma(T). Literature black dashed, FeOs PeTS grey
     dotted, the functional coloured."""
-    from ..plotting import REFERENCE_STYLE, legend_beside, new_figure
+    from ..plotting import REFERENCE_STYLE, new_figure
 
     Tc, rho_c = ljts.critical_point()
     T_ref = Tc * np.concatenate([np.linspace(0.6, 0.97, 30), 1 - np.logspace(-1.5, -3.3, 10)])
@@ -220,16 +216,9 @@ def comparison_figure(analysis_dir: Path, pets=None):
         coex = [pets.coexistence(float(T)) for T in T_pets]
         left.plot([c.rho_vapour for c in coex] + [pets_rho_c] + [c.rho_liquid for c in coex][::-1], list(T_pets) + [pets_Tc] + list(T_pets[::-1]),
                   **PETS_STYLE, label="FeOs PeTS EOS")
-    title = draw_functional_binodal(left, analysis_dir)
-    left.set(xlabel="density ρσ³ (reduced)", ylabel="temperature k_BT/ε (reduced)")
-    left.set_title(title, fontsize=9)
-    legend_beside(left)
     T_gamma = Tc * np.linspace(0.6, 0.97, 20)
     right.plot(T_gamma, ljts.surface_tension(T_gamma), **REFERENCE_STYLE, label=f"LJTS literature ({ljts.SOURCE})")
     if pets is not None:
         right.plot(T_gamma, [pets.surface_tension(float(T)).gamma for T in T_gamma], **PETS_STYLE, label="FeOs PeTS")
-    title = draw_functional_surface_tension(right, analysis_dir)
-    right.set(xlabel="temperature k_BT/ε (reduced)", ylabel="surface tension γσ²/ε (reduced)")
-    right.set_title(title, fontsize=9)
-    legend_beside(right)
+    draw_functional_panels(left, right, analysis_dir)
     return fig

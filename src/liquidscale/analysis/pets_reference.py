@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from .reference_rows import Rows, draw_functional_binodal, draw_functional_surface_tension, found, read_table, reason_of, write_rows
+from .reference_rows import (Rows, draw_functional_panels, found, read_table, reason_of,
+                             widom_missing_reason, write_rows)
 
 COLUMNS = ["quantity", "condition", "T", "functional", "feos", "difference", "relative_difference", "target", "within_target",
            "status", "reason"]
@@ -134,12 +135,7 @@ def _pore_rows(pores, fluid, settings: Mapping[str, Any], r: Rows) -> list[dict[
 def _widom_rows(widom, fluid, analysis_dir: Path, r: Rows) -> list[dict[str, Any]]:
     """S(0)-isotherm maxima compared in rho at the analysis' T, chi_T-isobar maxima in T at the analysis' p."""
     if widom is None or widom.empty:
-        reason = "widom.csv not found in the analysis folder" if widom is None else "no Widom points in widom.csv"
-        summary = analysis_dir / "summary.json"
-        if summary.is_file():
-            import json
-
-            reason = json.loads(summary.read_text()).get("supercritical", {}).get("reason") or reason
+        reason = widom_missing_reason(widom, analysis_dir)
         return [r.missing(quantity, reason) for quantity in WIDOM_QUANTITIES.values()]
     Tc = fluid.critical_point()[0]
     rows = []
@@ -180,7 +176,7 @@ def reference_figure(analysis_dir: Path, out_dir: Path, fluid) -> None:
 
 def comparison_figure(analysis_dir: Path, fluid):
     """Left: binodal (T vs rho) with critical points; right: gamma(T). FeOs black dashed, the functional coloured."""
-    from ..plotting import REFERENCE_STYLE, legend_beside, new_figure
+    from ..plotting import REFERENCE_STYLE, new_figure
 
     Tc, rho_c, _ = fluid.critical_point()
     T_ref = Tc * np.concatenate([np.linspace(0.6, 0.97, 30), 1 - np.logspace(-1.5, -3.3, 10)])
@@ -189,14 +185,7 @@ def comparison_figure(analysis_dir: Path, fluid):
     left.plot([c.rho_vapour for c in coex] + [rho_c] + [c.rho_liquid for c in coex][::-1], list(T_ref) + [Tc] + list(T_ref[::-1]),
               **REFERENCE_STYLE, label="FeOs PeTS (reference)")
     left.plot(rho_c, Tc, "ko", mfc="none", ms=8, label="FeOs critical point")
-    title = draw_functional_binodal(left, analysis_dir)
-    left.set(xlabel="density ρσ³ (reduced)", ylabel="temperature k_BT/ε (reduced)")
-    left.set_title(title, fontsize=9)
-    legend_beside(left)
     T_gamma = Tc * np.linspace(0.6, 0.97, 20)
     right.plot(T_gamma, [fluid.surface_tension(float(T)).gamma for T in T_gamma], **REFERENCE_STYLE, label="FeOs PeTS (reference)")
-    title = draw_functional_surface_tension(right, analysis_dir)
-    right.set(xlabel="temperature k_BT/ε (reduced)", ylabel="surface tension γσ²/ε (reduced)")
-    right.set_title(title, fontsize=9)
-    legend_beside(right)
+    draw_functional_panels(left, right, analysis_dir)
     return fig

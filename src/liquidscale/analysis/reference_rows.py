@@ -42,6 +42,17 @@ def reason_of(table, name: str) -> str:
     return str(table["reason"].iloc[0])
 
 
+def widom_missing_reason(widom, analysis_dir: Path) -> str:
+    """Why there are no Widom-line rows: the analysis' own reason from summary.json, else what is missing."""
+    import json
+
+    reason = "widom.csv not found in the analysis folder" if widom is None else "no Widom points in widom.csv"
+    summary = analysis_dir / "summary.json"
+    if summary.is_file():
+        reason = json.loads(summary.read_text()).get("supercritical", {}).get("reason") or reason
+    return reason
+
+
 def target_text(quantity: str, targets: Mapping[str, tuple[str, float]]) -> str:
     if quantity not in targets:
         return ""
@@ -112,3 +123,15 @@ def draw_functional_surface_tension(ax, analysis_dir: Path) -> str:
     else:
         title += "\n(learned functional: no interface, see interface.csv)"
     return title
+
+
+def draw_functional_panels(binodal_ax, gamma_ax, analysis_dir: Path) -> None:
+    """The functional's binodal and gamma(T) over the reference curves already drawn; reduced-unit axes, legends beside."""
+    from ..plotting import legend_beside
+
+    for ax, draw, ylabel in ((binodal_ax, draw_functional_binodal, "temperature k_BT/ε (reduced)"),
+                             (gamma_ax, draw_functional_surface_tension, "surface tension γσ²/ε (reduced)")):
+        title = draw(ax, analysis_dir)
+        ax.set(xlabel="density ρσ³ (reduced)" if ax is binodal_ax else "temperature k_BT/ε (reduced)", ylabel=ylabel)
+        ax.set_title(title, fontsize=9)
+        legend_beside(ax)
