@@ -13,7 +13,8 @@ from liquidscale.config import rule_settings, validate_config
 from liquidscale.io import canonical_hash
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("1 concurrent learning (mlip)", "2 neural functional (cdft)", "3 analysis", "4 verification against FeOs")
+STAGES = ("1 concurrent learning (mlip)", "2 neural functional (cdft)", "3 analysis", "4 verification against FeOs",
+          "4 verification against the literature")
 
 
 @pytest.fixture(scope="module")
