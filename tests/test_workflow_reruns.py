@@ -202,7 +202,8 @@ def test_a_retried_job_gets_runtime_times_attempt(campaign, tmp_path):
     workdir, configfile, _ = campaign
     copy = tmp_path / "work"
     shutil.copytree(workdir, copy, symlinks=True)
-    result = snakemake(copy, configfile, ["--cores", "1", "--retries", "1", "--forcerun", "sampling_batch", "results/water/sampling/batch0000.nc"], timeout=300)
+    # `--forcerun=RULE`: with a space, --forcerun (a list option) would swallow the target and run every batch
+    result = snakemake(copy, configfile, ["--cores", "1", "--retries", "1", "--forcerun=sampling_batch", "results/water/sampling/batch0000.nc"], timeout=300)
     assert result.returncode != 0, "the batch cannot run with an empty model file"
     output = result.stdout + result.stderr
     runtimes = [int(m) for m in re.findall(r"rule sampling_batch:\n(?:    .*\n)*?    resources: .*?runtime=(\d+)", output)]
