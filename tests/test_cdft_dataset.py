@@ -77,3 +77,28 @@ def test_split_is_seeded_by_run_and_holds_every_part():
     assert set(pds.split_runs(np.arange(3), [0.98, 0.01, 0.01], seed=1)) == {0, 1, 2}
     with pytest.raises(UserError, match="summing to 1"):
         pds.split_runs(np.arange(5), [0.5, 0.1, 0.1], seed=1)
+
+
+def test_steep_wall_bins_of_binned_profiles_are_no_euler_lagrange_targets():
+    """Ideal gas (c1 = 0) at a 30 kT MD wall 0.02 wide, histogrammed on 0.1 bins: ln rho + beta V - beta mu is the
+    exact c1 = 0 wherever V is smooth over the bin, but not at the wall's edge, where the bin averages both sides
+    (and bins inside the wall are judged on neighbours that see the gas). The steep-V mask removes exactly those."""
+    import torch
+
+    from liquidscale.cdft.train import TrainingSettings, log_density_target, steep_potential_bins, usable_bins
+
+    length, dz, beta_mu = 10.0, 0.1, -2.0
+    fine = np.linspace(0, length, 100_001)[:-1]
+    beta_v_fine = 30.0 / (1 + np.exp(-(np.abs(fine - 5.0) - 1.0) / -0.02)) + 0.8 * np.cos(2 * np.pi * fine / length)
+    rho_fine = np.exp(beta_mu - beta_v_fine)
+    bins = int(round(length / dz))
+    rho = torch.tensor(rho_fine.reshape(bins, -1).mean(1))[None]
+    beta_v = torch.tensor(np.interp((np.arange(bins) + 0.5) * dz, fine, beta_v_fine))[None]
+    stderr = 1e-3 * rho + 1e-6
+    mask = usable_bins(rho, stderr, beta_v, TrainingSettings(window=1.0))
+    error = (log_density_target(rho, stderr, mask) + beta_v - beta_mu).abs()
+    steep = steep_potential_bins(beta_v)
+    kept = mask & ~steep
+    assert float(error[kept].max()) < 0.01, float(error[kept].max())
+    assert float(error[mask & steep].max()) > 1.0, "without the mask, wall bins carry c1 targets off by more than 1"
+    assert int(kept.sum()) > 0.7 * bins
