@@ -263,3 +263,35 @@ def test_widom_every_must_fall_on_profile_samples(tmp_path):
     settings = _settings(every=15)
     with pytest.raises(UserError, match="sampling.lj.widom.every"):
         run_batch(settings, statepoint_table(system_sampling(settings)), 0, tmp_path / "x.nc")
+
+
+def _two_well_local_beta_mu(exchange_moves):
+    """An LJ fluid (T = 1.3) in two wells (beta V = 0 and -1.5) between two 6 kT barriers, started uniform: the
+    z-resolved Widom beta mu (ln rho + beta V - ln <exp(-beta dU)>_z) averaged over each well."""
+    from liquidscale.md.widom import WidomAccumulator, local_beta_mu
+
+    box, T, n, steps = np.array([5.0, 5.0, 16.0]), 1.3, 40, 40000
+    barriers = [{"kind": "soft_wall", "center": c, "half_width": 1.0, "amplitude": 6.0, "softness": 0.2} for c in (4.0, 12.0)]
+    external = ExternalPotential(16.0, (*barriers, {"kind": "soft_wall", "center": 8.0, "half_width": 2.5, "amplitude": -1.5, "softness": 0.2}))
+    spec = ReplicaSpec(run=0, n_atoms=n, box=tuple(box), temperature=T, thermostat_seed=5, external=external, cutoff=2.5, timestep=0.005, friction=1.0,
+                       minimisation_steps=50, max_displacement=0.05, equilibration_steps=4000, production_steps=steps, sample_every=10,
+                       widom_insertions=200, widom_every=50, exchange_moves=exchange_moves)
+    profiles = ProfileAccumulator(1, box[2], 0.1, steps // 10)
+    widom = WidomAccumulator(box, 1 / T, 2.5, 1.0, external, profiles.n_bins, profiles.blocks, 200, np.random.default_rng(3))
+    positions = place_molecules(np.zeros((1, 3)), n, box, np.random.default_rng(4), 0.9, external)
+    _, failure = run_replica(spec, positions, profiles, widom)
+    assert not failure
+    rho = profiles.histogram_density(np.array([box[0] * box[1]]))[0]
+    local = local_beta_mu(widom.pair_by_bin, widom.tries_by_bin, rho, external.beta_v(profiles.z), 0.1)
+    distance = lambda c: np.abs((profiles.z - c + 8.0) % 16.0 - 8.0)  # noqa: E731
+    return float(np.nanmean(local[distance(0.0) < 2.0])), float(np.nanmean(local[distance(8.0) < 2.0]))
+
+
+def test_exchange_moves_bring_two_wells_to_one_chemical_potential():
+    """Particles cross a 6 kT barrier too rarely for MD to move the uniform start's share (half the particles in
+    each well) to the equilibrium one (~4x more in the deeper well): the wells' Widom beta mu stay ~1 apart. With
+    particle-exchange moves in the equilibration they agree (the Widom estimate is independent of the moves)."""
+    md_only = _two_well_local_beta_mu(0)
+    exchanged = _two_well_local_beta_mu(100)
+    assert abs(md_only[0] - md_only[1]) > 0.5, md_only
+    assert abs(exchanged[0] - exchanged[1]) < 0.15, exchanged

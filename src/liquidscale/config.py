@@ -188,6 +188,9 @@ def _check_semantics(config: Mapping[str, Any], base_dir: Path) -> None:
     for system, path in (config["reference"].get("extra_configurations") or {}).items():
         if not (base_dir / path).is_file():
             raise UserError(f"config key 'reference.extra_configurations.{system}': file '{path}' not found")
+    lj = config["sampling"]["lj"]
+    if "lj" in config["systems"] and lj["exchange_moves"] and lj["engine"] != "lammps":
+        raise UserError(f"config key 'sampling.lj.exchange_moves': {lj['exchange_moves']} moves need sampling.lj.engine lammps (the torch engine has none)")
     if any(s in MOLECULAR_SYSTEMS for s in config["systems"]):
         from .reference.qm import check_method
 

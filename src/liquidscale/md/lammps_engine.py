@@ -18,6 +18,9 @@ Runs without any V_ext are sampled in the frame of their centre of mass (`fix re
 profile is otherwise a time average over a slab's free drift (~2 sigma rms over 300 tau for ~200 atoms),
 which no functional's Euler-Lagrange equation describes.
 
+With ``exchange_moves`` the second half of the equilibration alternates MD with particle-exchange Monte Carlo
+(``md.exchange``): MD alone keeps the share of particles between the wells of V_ext that the start gave.
+
 Resumable at replica granularity: each finished replica's accumulators are saved atomically beside
 the batch file (``<batch>.replicas/run<id>.npz``, keyed by a hash of everything that determines it);
 a rerun redoes only the missing ones. Seeds are per replica, so a resumed batch is identical.
@@ -42,12 +45,15 @@ from ..device import device_record
 from ..errors import UserError
 from ..external import ExternalPotential
 from ..io import atomic_path, canonical_hash
+from .exchange import exchange_moves
 from .widom import WidomAccumulator, beta_mu, local_beta_mu
 
 # LAMMPS random seeds must be positive 32-bit integers
 _SEED_RANGE = 900_000_000
 # table spacing of V_ext (length unit): well below the 0.02 edge of the steep MD walls
 TABLE_SPACING = 1.0e-3
+# MD chunks of the equilibration's second half, each followed by its share of the particle-exchange moves
+EXCHANGE_CYCLES = 10
 BETA_MU_WIDOM_Z = "beta_mu_widom_z"
 
 
@@ -103,6 +109,7 @@ class ReplicaSpec:
     sample_every: int
     widom_insertions: int  # per Widom frame; 0 = no Widom in this run
     widom_every: int
+    exchange_moves: int = 0  # particle-exchange MC attempts per particle over the equilibration (md.exchange)
     epsilon: float = 1.0  # LJ well depth; 0 gives the ideal gas (tests)
 
     def key(self, positions: np.ndarray) -> str:
@@ -135,11 +142,13 @@ class _Frame:
 def setup_commands(spec: ReplicaSpec, pair_style: str = "lj/cut/opt") -> str:
     """Box, atoms' type and mass, the shifted pair potential and the neighbour list (no atoms yet).
 
-    lj/cut/opt (LAMMPS's OPT package) is the same potential as lj/cut, ~10 % faster."""
+    lj/cut/opt (LAMMPS's OPT package) is the same potential as lj/cut, ~10 % faster; the atom map lets the
+    particle-exchange moves gather and scatter positions by atom id."""
     lx, ly, lz = spec.box
     return f"""
 units lj
 atom_style atomic
+atom_modify map array
 boundary p p p
 region box block 0 {lx} 0 {ly} 0 {lz}
 create_box 1 box
@@ -204,7 +213,7 @@ def run_replica(spec: ReplicaSpec, positions: np.ndarray, profiles, widom: Widom
         lmp.command(f"run {half}")
         if damping is not None:
             lmp.command(f"fix thermostat all langevin {spec.temperature} {spec.temperature} {damping} {spec.seed(3)} gjf vhalf")
-        lmp.command(f"run {spec.equilibration_steps - half}")
+        _equilibrate(lmp, spec, spec.equilibration_steps - half)
         lmp.command("reset_timestep 0")
         state["sampling"] = True
         lmp.command(f"run {spec.production_steps}")
@@ -215,6 +224,22 @@ def run_replica(spec: ReplicaSpec, positions: np.ndarray, profiles, widom: Widom
         lmp.close()
         shutil.rmtree(scratch, ignore_errors=True)
     return state["kinetic"], failure
+
+
+def _equilibrate(lmp, spec: ReplicaSpec, steps: int) -> None:
+    """MD for ``steps``; with exchange moves, in ``EXCHANGE_CYCLES`` chunks each followed by its share of the
+    particle-exchange Monte Carlo (``md.exchange``), which sets the share of particles between the wells of V_ext."""
+    if not spec.exchange_moves:
+        lmp.command(f"run {steps}")
+        return
+    rng = np.random.default_rng(spec.seed(5))
+    box = np.asarray(spec.box)
+    attempts = spec.exchange_moves * spec.n_atoms // EXCHANGE_CYCLES
+    for cycle in range(EXCHANGE_CYCLES):
+        lmp.command(f"run {steps // EXCHANGE_CYCLES + (cycle < steps % EXCHANGE_CYCLES)}")
+        x = np.ctypeslib.as_array(lmp.gather_atoms("x", 1, 3)).reshape(-1, 3)  # atom-id order
+        x, _ = exchange_moves(x, box, 1.0 / spec.temperature, spec.cutoff, spec.epsilon, spec.external, attempts, rng)
+        lmp.scatter_atoms("x", 1, 3, (ctypes.c_double * x.size)(*x.reshape(-1)))
 
 
 def _failure(lmp, spec: ReplicaSpec, profiles) -> str:
@@ -262,6 +287,7 @@ def run_lammps_batch(settings: Mapping[str, Any], s, chem, rows, externals, posi
             sample_every=int(common["sample_every"]),
             widom_insertions=int(widom_settings["insertions"]) if in_widom else 0,
             widom_every=int(widom_settings["every"]),
+            exchange_moves=int(block["exchange_moves"]),
         )
         result = replica_result(spec, positions[i], checkpoints / f"run{int(run)}.npz", s, block["bin_width"], samples)
         view = (full.blocks, full.n_replicas, full.n_bins)
