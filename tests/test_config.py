@@ -208,6 +208,9 @@ def test_effective_config_merges_files_in_order_and_names_bad_keys(tmp_path):
     (tmp_path / "list.yaml").write_text("- systems\n")
     with pytest.raises(UserError, match=r"list.yaml: a config file must be a mapping"):
         effective_config([str(tmp_path / "list.yaml")])
+    (tmp_path / "torch.yaml").write_text("sampling: {lj: {engine: torch, exchange_moves: 10}}\n")
+    with pytest.raises(UserError, match=r"config key 'sampling.lj.exchange_moves': 10 moves need sampling.lj.engine lammps"):
+        effective_config([str(tmp_path / "a.yaml"), str(tmp_path / "torch.yaml")])
 
 
 def _dry_run(workdir: Path, *args: str) -> str:
