@@ -29,8 +29,9 @@ def test_ljts_slab_gives_vrabec_coexisting_densities(tmp_path):
 
     Measured: liquid 0.7286 ± 0.0038 (Vrabec 0.7302), vapour 0.0154 ± 0.0019 (0.0198; a 6 sigma lateral box reads
     the vapour low, bench/lj_finite_size.py: 0.0166 at 6 sigma vs 0.0206 at 12). Bounds: 4 standard errors plus
-    1 % (liquid) and 25 % (vapour). Without the centre-of-mass frame (no fix recenter, no per-frame centring) the
-    liquid read 0.6954 ± 0.0092 and failed; at T = 0.85 instead of 0.8 the liquid 0.7059 and vapour 0.0260 failed.
+    1 % (liquid) and 25 % (vapour). Run at T = 0.85 instead of 0.8 it fails (liquid 0.6941 ± 0.0052). Without the
+    centre-of-mass frame (no fix recenter, no per-frame centring) this short slab drifted little and read 0.7243 ±
+    0.0048, within the bounds: the frame is checked by the drifting-slab test below, which fails without it.
     """
     from liquidscale.coexistence.run import run_coexistence
 
