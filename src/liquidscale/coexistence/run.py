@@ -23,7 +23,6 @@ from .slab import STATUS_OK, Coexistence, SlabSampler, failed, liquid_rdf, plate
 SLAB_SYSTEMS = ("water", "co2", "lj")
 # the sampling stage's keys that set a system's dynamics, besides its sampling.<system> block
 ENGINE_KEYS = ("minimisation_steps", "check_every", "max_temperature_ratio", "md_wall_height", "precision")
-OUTPUTS = ("coexistence.csv", "profiles.csv", "rdf.csv", "coexistence.png", "provenance.json")
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ def check_settings(settings: Mapping[str, Any]) -> None:
 
 
 def run_coexistence(settings: Mapping[str, Any], out: str | Path, model: str | Path | None = None, threads: int = 1) -> list[Coexistence]:
-    """Run the slabs, analyse them and write ``OUTPUTS`` into the folder ``out``; returns the verdict per temperature."""
+    """Run the slabs, analyse them and write the step's files into the folder ``out``; returns the verdict per temperature."""
     import torch
 
     from ..sampling.batch import chemistry
@@ -74,14 +73,11 @@ def run_coexistence(settings: Mapping[str, Any], out: str | Path, model: str | P
     box = np.asarray(block["box"], dtype=float)
     temperatures = [float(T) for T in block["temperatures"]]
     n_molecules = max(2, round(engine_block["slab_density"] * box[0] * box[1] * block["slab_width"] * box[2]))
-    positions = np.stack(
-        [
-            place_molecules(chem.template, n_molecules, box, np.random.default_rng(derived_seed(seed, system, "coexistence placement", k)),
-                            engine_block["min_separation"], None, slab_width=block["slab_width"])
-            for k in range(len(temperatures))
-        ]
-    )
+    placement_seeds = [derived_seed(seed, system, "coexistence placement", k) for k in range(len(temperatures))]
     seeds = [derived_seed(seed, system, "coexistence thermostat", k) for k in range(len(temperatures))]
+    positions = np.stack(
+        [place_molecules(chem.template, n_molecules, box, np.random.default_rng(s), engine_block["min_separation"], None, slab_width=block["slab_width"]) for s in placement_seeds]
+    )
     samples = common["production_steps"] // common["sample_every"]
     log.info("%s: %d slabs of %d molecules in a %s box at T = %s", system, len(temperatures), n_molecules, box.tolist(), temperatures)
 
@@ -98,10 +94,10 @@ def run_coexistence(settings: Mapping[str, Any], out: str | Path, model: str | P
             results.append(failed(failures[k], slab.blocks))
         else:
             results.append(plateau_densities(slab.profiles()[:, row], slab.dz, 0.5 * block["slab_width"] * box[2], block["interface_margin"]))
-        log.info("T = %g: %s %s", temperatures[k], results[-1].status, results[-1].reason or f"rho_l {results[-1].rho_liquid:.5g} ± {results[-1].rho_liquid_stderr:.2g}, rho_v {results[-1].rho_vapour:.5g} ± {results[-1].rho_vapour_stderr:.2g}")
+        log.info("T = %g: %s", temperatures[k], results[-1].describe())
     record = provenance(
         settings,
-        seeds={f"T{k}": {"placement": derived_seed(seed, system, "coexistence placement", k), "thermostat": s} for k, s in enumerate(seeds)},
+        seeds={f"T{k}": {"placement": p, "thermostat": t} for k, (p, t) in enumerate(zip(placement_seeds, seeds))},
         inputs={"model": model} if model else None,
         steps={key: common[key] for key in ("equilibration_steps", "production_steps", "sample_every")},
         timestep=engine_block["timestep"],
@@ -158,6 +154,7 @@ def _run_lammps(settings, positions, temperatures, seeds, sampler):
             sample_every=int(common["sample_every"]), widom_insertions=0, widom_every=int(common["sample_every"]),
         )
         slab = sampler(1)
+        log.info("T = %g: LAMMPS slab, %d + %d steps", T, spec.equilibration_steps, spec.production_steps)
         kinetic_sum, failure = run_replica(spec, positions[k], slab, None)
         kinetic[k] = kinetic_sum / slab.taken if slab.taken else math.nan
         if failure:

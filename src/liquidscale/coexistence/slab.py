@@ -112,6 +112,11 @@ class Coexistence:
     dividing_surface: float  # equimolar half-width d_G of the slab (NaN where none was found)
     blocks: int
 
+    def describe(self) -> str:
+        if self.status != STATUS_OK:
+            return f"{self.status}: {self.reason}"
+        return f"liquid {self.rho_liquid:.5g} ± {self.rho_liquid_stderr:.2g}, vapour {self.rho_vapour:.5g} ± {self.rho_vapour_stderr:.2g}"
+
 
 def fold(profile: np.ndarray) -> np.ndarray:
     """A centred profile [..., 2n] folded about its middle: [..., n], bin k at distance (k + 1/2) dz from the centre."""
