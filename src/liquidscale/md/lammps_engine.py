@@ -126,8 +126,12 @@ class _Frame:
         self.ids = torch.zeros(1, dtype=torch.long)
         self.positions = self.fz = None
 
+    @property
+    def z(self) -> np.ndarray:
+        return self.positions[:, 2]
+
     def site_z(self):
-        return self.torch.from_numpy(self.positions[None, :, 2].copy())
+        return self.torch.from_numpy(self.z[None].copy())
 
     def site_positions(self):
         return self.torch.from_numpy(self.positions[None])
