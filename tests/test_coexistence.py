@@ -167,3 +167,19 @@ def test_cli_user_errors_are_one_line(tmp_path, capsys):
         errors = [line for line in err.splitlines() if "error:" in line]
         assert len(errors) == 1 and names in errors[0] and "Traceback" not in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_slab_settings_follow_the_dynamics_not_the_sampling_campaign():
+    """The rule's params: a new sampling.runs, sampling box or other system's slab reruns no coexistence job;
+    a new timestep (the dynamics) does."""
+    import copy
+
+    config = validate_config({"systems": ["lj", "water"], "mlip": {"descriptor": {"rcut": 4.0}}})
+    before = command_settings(config, "lj", "coexistence", "run")
+    changed = copy.deepcopy(config)
+    changed["sampling"]["runs"] += 8
+    changed["sampling"]["lj"]["box"] = [7.0, 7.0, 21.0]
+    changed["coexistence"]["water"]["temperatures"] = [310.0]
+    assert command_settings(changed, "lj", "coexistence", "run") == before
+    changed["sampling"]["lj"]["timestep"] = 0.004
+    assert command_settings(changed, "lj", "coexistence", "run") != before

@@ -23,23 +23,27 @@ from .slab import STATUS_OK, Coexistence, SlabSampler, failed, liquid_rdf, plate
 SLAB_SYSTEMS = ("water", "co2", "lj")
 # the sampling stage's keys that set a system's dynamics, besides its sampling.<system> block
 ENGINE_KEYS = ("minimisation_steps", "check_every", "max_temperature_ratio", "md_wall_height", "precision")
+# keys of a sampling.<system> block that shape only the sampling runs (their boxes, state points, bins, V_ext, Widom)
+SAMPLING_ONLY_KEYS = ("box", "density_range", "temperature_range", "bin_width", "potential_lengths", "widom")
 
 log = logging.getLogger(__name__)
 
 
 def coexistence_settings(config: Mapping[str, Any], system: str, action: str) -> dict[str, Any]:
     """What ``liquidscale coexistence run`` reads for ``system``: the coexistence section with this system's block
-    only, and the sampling keys of its dynamics; so a new sampling.runs or another system's slab reruns nothing."""
+    only, and the sampling keys of its dynamics; so a new sampling.runs, sampling box or another system's slab
+    reruns nothing."""
     if system not in SLAB_SYSTEMS:
         raise UserError(f"coexistence: system '{system}' has no simulation (one of {list(SLAB_SYSTEMS)})")
     coexistence = {key: value for key, value in config["coexistence"].items() if key not in SLAB_SYSTEMS}
     sampling = {key: config["sampling"][key] for key in ENGINE_KEYS}
+    dynamics = {key: value for key, value in config["sampling"][system].items() if key not in SAMPLING_ONLY_KEYS}
     return {
         "system": system,
         "seed": config["seed"],
         "system_settings": config.get(system, {}),
         "coexistence": {**coexistence, system: config["coexistence"][system]},
-        "sampling": {**sampling, system: config["sampling"][system]},
+        "sampling": {**sampling, system: dynamics},
     }
 
 

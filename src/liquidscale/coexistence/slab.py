@@ -135,7 +135,6 @@ def plateau_densities(block_profiles: np.ndarray, dz: float, initial_half_width:
     d = (np.arange(folded.size) + 0.5) * dz
     half_length = folded.size * dz
     dividing = float(initial_half_width)
-    liquid = vapour = None
     for _ in range(iterations):
         liquid, vapour = d < dividing - margin, d > dividing + margin
         if not liquid.any() or not vapour.any():
