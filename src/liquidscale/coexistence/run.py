@@ -60,6 +60,13 @@ def check_settings(settings: Mapping[str, Any]) -> None:
         raise UserError(f"config key 'coexistence.{system}.interface_margin': {block['interface_margin']} leaves no plateau in a box {block['box'][2]} long (coexistence.{system}.box)")
 
 
+def slab_molecules(settings: Mapping[str, Any]) -> int:
+    """Molecules of every slab: sampling.<system>.slab_density over slab_width of the box."""
+    block = settings["coexistence"][settings["system"]]
+    lx, ly, lz = block["box"]
+    return max(2, round(settings["sampling"][settings["system"]]["slab_density"] * lx * ly * block["slab_width"] * lz))
+
+
 def run_coexistence(settings: Mapping[str, Any], out: str | Path, model: str | Path | None = None, threads: int = 1) -> list[Coexistence]:
     """Run the slabs, analyse them and write the step's files into the folder ``out``; returns the verdict per temperature."""
     import torch
@@ -76,7 +83,7 @@ def run_coexistence(settings: Mapping[str, Any], out: str | Path, model: str | P
     chem = chemistry(system, engine_block)
     box = np.asarray(block["box"], dtype=float)
     temperatures = [float(T) for T in block["temperatures"]]
-    n_molecules = max(2, round(engine_block["slab_density"] * box[0] * box[1] * block["slab_width"] * box[2]))
+    n_molecules = slab_molecules(settings)
     placement_seeds = [derived_seed(seed, system, "coexistence placement", k) for k in range(len(temperatures))]
     seeds = [derived_seed(seed, system, "coexistence thermostat", k) for k in range(len(temperatures))]
     positions = np.stack(
