@@ -183,3 +183,27 @@ def test_slab_settings_follow_the_dynamics_not_the_sampling_campaign():
     assert command_settings(changed, "lj", "coexistence", "run") == before
     changed["sampling"]["lj"]["timestep"] = 0.004
     assert command_settings(changed, "lj", "coexistence", "run") != before
+
+
+def test_torch_engine_runs_the_temperatures_as_one_batch(tmp_path):
+    """The torch path (water and CO2 take it with the DeePMD model): two LJ slabs batched, 200 + 400 steps. Too short
+    to equilibrate, so a verdict is whatever the checks find; the files, the batch and the provenance are checked."""
+    import json
+
+    import pandas as pd
+
+    from liquidscale.coexistence.run import run_coexistence
+
+    config = validate_config({"systems": ["lj"], "sampling": {"lj": {"engine": "torch"}, "minimisation_steps": 20},
+                              "coexistence": {"equilibration_steps": 200, "production_steps": 400, "sample_every": 20, "blocks": 4, "device": "cpu",
+                                              "lj": {**LJ_SLAB, "temperatures": [0.8, 0.9]}}})
+    results = run_coexistence(command_settings(config, "lj", "coexistence", "run"), tmp_path)
+    table = pd.read_csv(tmp_path / "coexistence.csv")
+    assert table["T"].tolist() == [0.8, 0.9] and [r.status for r in results] == table["status"].tolist()
+    for result, row in zip(results, table.itertuples()):
+        assert result.status in (STATUS_OK, STATUS_NO_COEXISTENCE)
+        assert (result.status == STATUS_OK) == (not math.isnan(row.rho_liquid)) and (result.status == STATUS_OK or row.reason)
+        assert 0.6 < row.T_kinetic / row.T < 1.4
+    record = json.loads((tmp_path / "provenance.json").read_text())
+    assert record["compute"]["torch_device"] == "cpu" and record["n_molecules"] == 259 and len(record["seeds"]) == 2
+    assert len(pd.read_csv(tmp_path / "profiles.csv")) == 2 * 240
