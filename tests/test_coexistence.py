@@ -66,21 +66,24 @@ class FakeEngine:
 
 
 def test_a_drifting_slab_is_sampled_in_its_centre_of_mass_frame():
-    """A slab (rho 0.8, 8 sigma thick, empty around it) moved to a random height every frame: centred, its plateau
-    is the slab's density; in the box frame the same frames average to a smear (the drift the LJ campaign measured)."""
+    """A slab (rho 0.8, 8 sigma thick, in a vapour of 0.02) moved to a random height every frame: centred, its plateaus
+    are the slab's and the vapour's densities; in the box frame the same frames average to a smear (the drift the LJ
+    campaign measured)."""
     rng = np.random.default_rng(1)
     box = np.array([5.0, 5.0, 20.0])
-    n = round(0.8 * 25 * 8)
     sampler = SlabSampler(1, box, 0.25, 40, 4, 2.0, 0.1)
     smeared = np.zeros(sampler.n_bins)
     for _ in range(40):
-        points = rng.uniform([0, 0, -4], [5, 5, 4], size=(n, 3))
+        liquid = rng.uniform([0, 0, -4], [5, 5, 4], size=(round(0.8 * 25 * 8), 3))
+        vapour = rng.uniform([0, 0, 4], [5, 5, 16], size=(round(0.02 * 25 * 12), 3))
+        points = np.concatenate([liquid, vapour])
         points[:, 2] = np.mod(points[:, 2] + rng.uniform(0, 20), 20)
         sampler.sample(FakeEngine(points))
         smeared += np.histogram(points[:, 2], sampler.n_bins, (0, 20))[0]
     result = plateau_densities(sampler.profiles()[:, 0], sampler.dz, 4.0, 1.0)
     assert result.status == STATUS_OK, result.reason
-    assert abs(result.rho_liquid - 0.8) < 4 * result.rho_liquid_stderr + 0.01 and result.rho_vapour == 0
+    assert abs(result.rho_liquid - 0.8) < 4 * result.rho_liquid_stderr + 0.01
+    assert abs(result.rho_vapour - 0.02) < 4 * result.rho_vapour_stderr + 0.002
     assert abs(result.dividing_surface - 4.0) < 0.2
     box_frame = smeared / (40 * 25 * sampler.dz)
     assert box_frame.max() < 0.6  # what the estimator would read without the centring
@@ -107,6 +110,8 @@ def test_plateaus_of_a_known_profile_and_the_reasons_when_there_are_none():
     assert thin.status == STATUS_NO_COEXISTENCE and "no liquid plateau" in thin.reason
     shrinking = np.stack([tanh_profile(z, 0.7 - 0.05 * k, 0.02, 6.0) for k in range(8)])
     assert "drifts" in plateau_densities(shrinking, dz, 5.0, 2.5).reason
+    unformed = np.stack([tanh_profile(z, 0.7, 0.0, 6.0, 0.05) * (np.abs(z) < 7)] * 3 + [tanh_profile(z, 0.7, 0.02, 6.0)])
+    assert "vapour seen in 1 of 4 blocks" in plateau_densities(unformed, dz, 5.0, 2.5).reason
 
 
 def test_rdf_of_uniform_random_points_is_one():
@@ -186,8 +191,9 @@ def test_slab_settings_follow_the_dynamics_not_the_sampling_campaign():
 
 
 def test_torch_engine_runs_the_temperatures_as_one_batch(tmp_path):
-    """The torch path (water and CO2 take it with the DeePMD model): two LJ slabs batched, 200 + 400 steps. Too short
-    to equilibrate, so a verdict is whatever the checks find; the files, the batch and the provenance are checked."""
+    """The torch path (water and CO2 take it with the DeePMD model): two LJ slabs batched, 200 + 400 steps (3 tau).
+    Too short for a vapour to form: both say so instead of reporting the unrelaxed liquid (before the vapour check:
+    0.731 at T = 0.8 and 0.709 at 0.9, Vrabec 0.730 and 0.663, with vapours of 0 ± 0). The files, the batch and the provenance are checked too."""
     import json
 
     import pandas as pd
@@ -201,8 +207,8 @@ def test_torch_engine_runs_the_temperatures_as_one_batch(tmp_path):
     table = pd.read_csv(tmp_path / "coexistence.csv")
     assert table["T"].tolist() == [0.8, 0.9] and [r.status for r in results] == table["status"].tolist()
     for result, row in zip(results, table.itertuples()):
-        assert result.status in (STATUS_OK, STATUS_NO_COEXISTENCE)
-        assert (result.status == STATUS_OK) == (not math.isnan(row.rho_liquid)) and (result.status == STATUS_OK or row.reason)
+        assert result.status == STATUS_NO_COEXISTENCE and "vapour seen in 0 of 4 blocks" in row.reason, row.reason
+        assert math.isnan(row.rho_liquid) and math.isnan(row.rho_vapour)
         assert 0.6 < row.T_kinetic / row.T < 1.4
     record = json.loads((tmp_path / "provenance.json").read_text())
     assert record["compute"]["torch_device"] == "cpu" and record["n_molecules"] == 259 and len(record["seeds"]) == 2

@@ -10,6 +10,8 @@ Plateaus: the profile folded about the centre, rho(d) with d = |z - centre|, has
 d_G = integral_0^{L/2} (rho - rho_v) dd / (rho_l - rho_v). The liquid plateau is d < d_G - margin, the vapour
 plateau d > d_G + margin, rho_l and rho_v their means, iterated to self-consistency. Standard errors: the
 production run is cut into consecutive blocks, and the plateau means of the blocks scatter as std / sqrt(blocks).
+A slab counts as coexisting only when both plateaus exist, the vapour was seen in at least half the blocks (a slab
+starts with none), the plateaus differ beyond the noise, and the liquid plateau is flat and does not drift.
 
 RDF of the liquid: each frame counts site pairs by distance for every site as the reference, binned by that
 reference's distance from the centre; after the run only references inside the liquid plateau count, normalised
@@ -153,6 +155,9 @@ def plateau_densities(block_profiles: np.ndarray, dz: float, initial_half_width:
     if not vapour.any():
         return _none(f"no vapour plateau: the vapour gap's half-width {half_length - dividing:.3g} is within interface_margin {margin} of the dividing surface", blocks, dividing)
     rho_l, rho_v = folded_blocks[:, liquid].mean(1), folded_blocks[:, vapour].mean(1)
+    seen = int((rho_v > 0).sum())
+    if 2 * seen < blocks:
+        return _none(f"vapour seen in {seen} of {blocks} blocks only (no molecule in its plateau otherwise): the vapour has not formed (not equilibrated), or its density is below what this slab and run resolve", blocks, dividing)
     error_l, error_v = _stderr(rho_l), _stderr(rho_v)
     values = f"liquid {rho_l.mean():.4g} ± {error_l:.2g}, vapour {rho_v.mean():.4g} ± {error_v:.2g}"
     if rho_l.mean() - rho_v.mean() < SEPARATION_SIGMAS * math.hypot(error_l, error_v):
