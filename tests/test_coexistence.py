@@ -1,6 +1,6 @@
 """The coexistence step: the slab estimator on real LJTS MD against Vrabec et al. 2006, implementation checks of the
-centre-of-mass frame, the plateaus and the RDF normalisation, and the CLI's user errors. Budget: ~20 s on one core
-(one LAMMPS slab of 259 atoms for 50 000 steps, ~8 s).
+centre-of-mass frame, the plateaus and the RDF normalisation, and the CLI's user errors. Budget: ~30 s on one core
+(two LAMMPS slabs of 259 atoms for 50 000 steps, ~8 s each; a torch-engine slab pair, ~6 s).
 """
 
 from __future__ import annotations
@@ -25,18 +25,22 @@ def lj_config(**coexistence) -> dict:
 
 
 def test_ljts_slab_gives_vrabec_coexisting_densities(tmp_path):
-    """LJTS at T = 0.8 (0.74 Tc), 6 x 6 x 24 sigma, a 9.6 sigma slab, 500 tau of production in 10 blocks.
+    """LJTS at T = 0.8 (0.74 Tc), 6 x 6 x 24 sigma, a 9.6 sigma slab, 500 tau of production in 10 blocks; and the
+    same slab at T = 1.3 (1.2 Tc), which dissolves into a supercritical fluid and must say so.
 
     Measured: liquid 0.7286 ± 0.0038 (Vrabec 0.7302), vapour 0.0154 ± 0.0019 (0.0198; a 6 sigma lateral box reads
     the vapour low, bench/lj_finite_size.py: 0.0166 at 6 sigma vs 0.0206 at 12). Bounds: 4 standard errors plus
     1 % (liquid) and 25 % (vapour). Run at T = 0.85 instead of 0.8 it fails (liquid 0.6941 ± 0.0052). Without the
     centre-of-mass frame (no fix recenter, no per-frame centring) this short slab drifted little and read 0.7243 ±
     0.0048, within the bounds: the frame is checked by the drifting-slab test below, which fails without it.
+    At T = 1.3 centring the fluid on its own fluctuation shows 0.34 vs 0.25, distinct by its block errors; only the
+    centring-artefact bound (contrast below 0.33) keeps it from passing as coexistence.
     """
     from liquidscale.coexistence.run import run_coexistence
 
-    settings = command_settings(lj_config(), "lj", "coexistence", "run")
-    (result,) = run_coexistence(settings, tmp_path)
+    settings = command_settings(lj_config(lj={**LJ_SLAB, "temperatures": [0.8, 1.3]}), "lj", "coexistence", "run")
+    result, supercritical = run_coexistence(settings, tmp_path)
+    assert supercritical.status == STATUS_NO_COEXISTENCE and "homogeneous fluid" in supercritical.reason, supercritical.reason
     assert result.status == STATUS_OK, result.reason
     assert abs(result.rho_liquid - ljts.rho_liquid(0.8)) < 4 * result.rho_liquid_stderr + 0.01 * ljts.rho_liquid(0.8)
     assert abs(result.rho_vapour - ljts.rho_vapour(0.8)) < 4 * result.rho_vapour_stderr + 0.25 * ljts.rho_vapour(0.8)
@@ -44,7 +48,9 @@ def test_ljts_slab_gives_vrabec_coexisting_densities(tmp_path):
     import pandas as pd
 
     table, rdf = pd.read_csv(tmp_path / "coexistence.csv"), pd.read_csv(tmp_path / "rdf.csv")
-    assert table["status"].tolist() == [STATUS_OK] and table["blocks"].tolist() == [10]
+    assert table["status"].tolist() == [STATUS_OK, STATUS_NO_COEXISTENCE] and table["blocks"].tolist() == [10, 10]
+    assert rdf[rdf["T"] == 1.3]["g"].isna().all()
+    rdf = rdf[rdf["T"] == 0.8]
     peak = rdf.loc[rdf["g"].idxmax()]
     assert 1.05 < peak["r"] < 1.15 and 2.2 < peak["g"] < 3.0  # the LJ liquid's first shell near 2^(1/6) sigma
     assert abs(rdf["g"].iloc[-5:].mean() - 1.0) < 0.1
@@ -80,7 +86,7 @@ def test_a_drifting_slab_is_sampled_in_its_centre_of_mass_frame():
         points[:, 2] = np.mod(points[:, 2] + rng.uniform(0, 20), 20)
         sampler.sample(FakeEngine(points))
         smeared += np.histogram(points[:, 2], sampler.n_bins, (0, 20))[0]
-    result = plateau_densities(sampler.profiles()[:, 0], sampler.dz, 4.0, 1.0)
+    result = plateau_densities(sampler.profiles()[:, 0], sampler.dz, 4.0, 1.0, len(points))
     assert result.status == STATUS_OK, result.reason
     assert abs(result.rho_liquid - 0.8) < 4 * result.rho_liquid_stderr + 0.01
     assert abs(result.rho_vapour - 0.02) < 4 * result.rho_vapour_stderr + 0.002
@@ -98,20 +104,20 @@ def test_plateaus_of_a_known_profile_and_the_reasons_when_there_are_none():
     dz = 0.1
     z = (np.arange(300) + 0.5) * dz - 15.0
     blocks = np.stack([tanh_profile(z, 0.7, 0.02, 6.0) + rng.normal(0, 0.01, z.size) for _ in range(8)])
-    result = plateau_densities(blocks, dz, 5.0, 2.5)
+    result = plateau_densities(blocks, dz, 5.0, 2.5, 10_000)
     assert result.status == STATUS_OK
     # the noise of one block's plateau mean is 0.01 / sqrt(2 x 35 bins) = 0.0012; of the 8 blocks' mean 0.0004
     assert abs(result.rho_liquid - 0.7) < 0.002 and abs(result.rho_vapour - 0.02) < 0.002
     assert abs(result.dividing_surface - 6.0) < 0.05
     evaporated = np.stack([np.full(z.size, 0.05) + rng.normal(0, 0.01, z.size) for _ in range(8)])
-    gone = plateau_densities(evaporated, dz, 5.0, 2.5)
+    gone = plateau_densities(evaporated, dz, 5.0, 2.5, 10_000)
     assert gone.status == STATUS_NO_COEXISTENCE and math.isnan(gone.rho_liquid) and gone.reason
-    thin = plateau_densities(np.stack([tanh_profile(z, 0.7, 0.02, 2.0, 0.2)] * 4), dz, 2.0, 2.5)
+    thin = plateau_densities(np.stack([tanh_profile(z, 0.7, 0.02, 2.0, 0.2)] * 4), dz, 2.0, 2.5, 10_000)
     assert thin.status == STATUS_NO_COEXISTENCE and "no liquid plateau" in thin.reason
     shrinking = np.stack([tanh_profile(z, 0.7 - 0.05 * k, 0.02, 6.0) for k in range(8)])
-    assert "drifts" in plateau_densities(shrinking, dz, 5.0, 2.5).reason
+    assert "drifts" in plateau_densities(shrinking, dz, 5.0, 2.5, 10_000).reason
     unformed = np.stack([tanh_profile(z, 0.7, 0.0, 6.0, 0.05) * (np.abs(z) < 7)] * 3 + [tanh_profile(z, 0.7, 0.02, 6.0)])
-    assert "vapour seen in 1 of 4 blocks" in plateau_densities(unformed, dz, 5.0, 2.5).reason
+    assert "vapour seen in 1 of 4 blocks" in plateau_densities(unformed, dz, 5.0, 2.5, 10_000).reason
 
 
 def test_rdf_of_uniform_random_points_is_one():

@@ -104,7 +104,7 @@ def run_coexistence(settings: Mapping[str, Any], out: str | Path, model: str | P
         if k in failures:
             results.append(failed(failures[k], slab.blocks))
         else:
-            results.append(plateau_densities(slab.profiles()[:, row], slab.dz, 0.5 * block["slab_width"] * box[2], block["interface_margin"]))
+            results.append(plateau_densities(slab.profiles()[:, row], slab.dz, 0.5 * block["slab_width"] * box[2], block["interface_margin"], n_molecules))
         log.info("T = %g: %s", temperatures[k], results[-1].describe())
     record = provenance(
         settings,

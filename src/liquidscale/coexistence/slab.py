@@ -33,6 +33,11 @@ STATUS_NO_COEXISTENCE = "no coexistence"
 STATUS_FAILED = "failed"
 # the liquid and vapour plateaus must differ by this many combined standard errors to count as two phases
 SEPARATION_SIGMAS = 5.0
+# Centring on the sites' own first Fourier mode turns a homogeneous fluid's fluctuation into a bump: of N sites at
+# mean density rho, the mode's mean amplitude is sqrt(pi S(k) / 4N), so the centred profile's contrast is about
+# 2 rho sqrt(pi S / 4N) (LJ, 257 sites, T = 1.3 > Tc: 0.35 vs 0.25). A slab's contrast must exceed this many times
+# the ideal gas's (S = 1), which allows S(k) up to 100 near Tc before a fluctuation can pass for two phases.
+CENTRING_MARGIN = 10.0
 # a liquid plateau whose inner and outer halves, or whose early and late production, differ by more than this
 # fraction (and the noise) is no equilibrium plateau
 FLATNESS_TOLERANCE = 0.05
@@ -126,11 +131,9 @@ def fold(profile: np.ndarray) -> np.ndarray:
     return 0.5 * (profile[..., half:] + profile[..., :half][..., ::-1])
 
 
-def plateau_densities(block_profiles: np.ndarray, dz: float, initial_half_width: float, margin: float, iterations: int = 20) -> Coexistence:
-    """Coexisting densities from the centred profiles of the blocks [blocks, bins] (see the module docstring).
-
-    ``initial_half_width``: where the dividing surface is looked for first (half the starting slab).
-    """
+def plateau_densities(block_profiles: np.ndarray, dz: float, initial_half_width: float, margin: float, n_sites: int, iterations: int = 20) -> Coexistence:
+    """Coexisting densities from the centred profiles of the blocks [blocks, bins] of a slab of ``n_sites`` density
+    sites (see the module docstring). ``initial_half_width``: where the dividing surface is looked for first."""
     blocks = block_profiles.shape[0]
     folded_blocks = fold(block_profiles)
     folded = folded_blocks.mean(0)
@@ -162,15 +165,19 @@ def plateau_densities(block_profiles: np.ndarray, dz: float, initial_half_width:
     values = f"liquid {rho_l.mean():.4g} ± {error_l:.2g}, vapour {rho_v.mean():.4g} ± {error_v:.2g}"
     if rho_l.mean() - rho_v.mean() < SEPARATION_SIGMAS * math.hypot(error_l, error_v):
         return _none(f"plateaus not distinct ({values}: less than {SEPARATION_SIGMAS:g} standard errors apart): evaporated or supercritical", blocks, dividing)
+    artefact = CENTRING_MARGIN * 2.0 * folded.mean() * math.sqrt(math.pi / (4.0 * n_sites))
+    if rho_l.mean() - rho_v.mean() < artefact:
+        return _none(f"contrast {rho_l.mean() - rho_v.mean():.3g} ({values}) below {artefact:.3g}, {CENTRING_MARGIN:g} x what centring a homogeneous fluid of {n_sites} sites shows: no distinct phases (supercritical, near Tc, or too few molecules to tell)", blocks, dividing)
     inner = d < 0.5 * (dividing - margin)
     if inner.any() and (liquid & ~inner).any():
         step = folded_blocks[:, inner].mean(1) - folded_blocks[:, liquid & ~inner].mean(1)
         if _differ(step.mean(), _stderr(step), rho_l.mean()):
             return _none(f"liquid plateau not flat (its inner half {step.mean():+.3g} denser than its outer half; {values}): not equilibrated, or the slab is all interface", blocks, dividing)
     if blocks >= 3:
-        change, error = _trend(rho_l)
-        if _differ(change, error, rho_l.mean()):
-            return _none(f"liquid plateau drifts ({change:+.3g} over the production run, {values}): not equilibrated or evaporating", blocks, dividing)
+        for phase, rho in (("liquid", rho_l), ("vapour", rho_v)):
+            change, error = _trend(rho)
+            if _differ(change, error, rho.mean()):
+                return _none(f"{phase} plateau drifts ({change:+.3g} over the production run, {values}): not equilibrated, evaporating or dissolving", blocks, dividing)
     return Coexistence(STATUS_OK, "", float(rho_v.mean()), error_v, float(rho_l.mean()), error_l, dividing, blocks)
 
 
