@@ -11,7 +11,8 @@ d_G = integral_0^{L/2} (rho - rho_v) dd / (rho_l - rho_v). The liquid plateau is
 plateau d > d_G + margin, rho_l and rho_v their means, iterated to self-consistency. Standard errors: the
 production run is cut into consecutive blocks, and the plateau means of the blocks scatter as std / sqrt(blocks).
 A slab counts as coexisting only when both plateaus exist, the vapour was seen in at least half the blocks (a slab
-starts with none), the plateaus differ beyond the noise, and the liquid plateau is flat and does not drift.
+starts with none), the plateaus differ beyond the noise and beyond what centring a homogeneous fluid produces, the
+liquid plateau is flat, and neither plateau drifts.
 
 RDF of the liquid: each frame counts site pairs by distance for every site as the reference, binned by that
 reference's distance from the centre; after the run only references inside the liquid plateau count, normalised
