@@ -161,7 +161,7 @@ def plateau_densities(block_profiles: np.ndarray, dz: float, initial_half_width:
     rho_l, rho_v = folded_blocks[:, liquid].mean(1), folded_blocks[:, vapour].mean(1)
     seen = int((rho_v > 0).sum())
     if 2 * seen < blocks:
-        return _none(f"vapour seen in {seen} of {blocks} blocks only (no molecule in its plateau otherwise): the vapour has not formed (not equilibrated), or its density is below what this slab and run resolve", blocks, dividing)
+        return _none(f"vapour seen in {seen} of {blocks} blocks (no molecule in its plateau in the others): the vapour has not formed (not equilibrated), or its density is below what this slab and run resolve", blocks, dividing)
     error_l, error_v = _stderr(rho_l), _stderr(rho_v)
     values = f"liquid {rho_l.mean():.4g} ± {error_l:.2g}, vapour {rho_v.mean():.4g} ± {error_v:.2g}"
     if rho_l.mean() - rho_v.mean() < SEPARATION_SIGMAS * math.hypot(error_l, error_v):
