@@ -22,6 +22,7 @@ include: "workflow/rules/mlip.smk"
 include: "workflow/rules/sampling.smk"
 include: "workflow/rules/cdft.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/coexistence.smk"
 
 
 rule all:
@@ -29,3 +30,4 @@ rule all:
     input:
         rules.analysis.input,
         rules.sampling.input,  # with the state-point tables, which liquidscale status reads
+        rules.coexistence.input,

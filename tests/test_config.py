@@ -137,7 +137,7 @@ def test_config_readme_lists_every_key():
     assert generated == schema_markdown(), "config/README.md is stale: regenerate the key reference with `liquidscale config --docs`"
 
 
-RULES = [("reference", "label"), ("mlip", "train"), ("mlip", "explore"), ("sampling", None), ("cdft", None), ("analysis", None)]
+RULES = [("reference", "label"), ("mlip", "train"), ("mlip", "explore"), ("sampling", None), ("cdft", None), ("analysis", None), ("coexistence", "run")]
 
 
 @pytest.mark.parametrize("stage,action", RULES, ids=[f"{s}-{a}" for s, a in RULES])

@@ -14,7 +14,7 @@ from liquidscale.io import canonical_hash
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("1 concurrent learning (mlip)", "2 neural functional (cdft)", "3 analysis", "4 verification against FeOs",
-          "4 verification against the literature")
+          "4 verification against the literature", "4 direct coexistence of the potential (MD)")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_every_report_output_has_a_caption_a_system_category_and_a_stage(workflo
         assert item.subcategory in STAGES, (rule, item.subcategory)
         assert item.labels and "figure" in item.labels, (rule, path)
     paths = {path.split("}/", 1)[-1] for _, path in outputs}
-    assert {"cdft/training.png", "cdft/heldout_profiles.png", "mlip/final/convergence.png"} <= paths
+    assert {"cdft/training.png", "cdft/heldout_profiles.png", "mlip/final/convergence.png", "coexistence/coexistence.png"} <= paths
 
 
 def test_front_page_renders_the_config_hash_and_what_ran(workflow):

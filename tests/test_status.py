@@ -196,3 +196,22 @@ def test_ten_thousand_runs_take_seconds(tmp_path):
     assert (sampling["done"], sampling["failed"], sampling["pending"]) == (9900, 100, 0)
     assert sampling["failure_reasons"][0]["count"] == 100 and len(sampling["failure_reasons"]) == 1  # numbers differ, one kind
     assert seconds < 10
+
+
+def test_coexistence_verdicts_per_temperature(tmp_path):
+    """The coexistence step's table: densities with errors where a slab coexisted, the reason where not."""
+    folder = tmp_path / "water" / "coexistence"
+    folder.mkdir(parents=True)
+    (folder / "coexistence.csv").write_text(
+        "T,status,reason,n_molecules,rho_vapour,rho_vapour_stderr,rho_liquid,rho_liquid_stderr,blocks\n"
+        "300.0,ok,,500,1e-06,1e-06,0.0331,0.0002,10\n"
+        "400.0,no coexistence,plateaus not distinct: evaporated or supercritical,500,,,,,10\n"
+    )
+    water = campaign_status(tmp_path)["systems"]["water"]["coexistence"]
+    assert water["state"] == "done" and [row["status"] for row in water["temperatures"]] == ["ok", "no coexistence"]
+    assert water["temperatures"][1]["rho_liquid"] is None
+    text = render_text(campaign_status(tmp_path))
+    assert "T = 300: liquid 0.0331 ± 0.0002, vapour 1e-06 ± 1e-06" in text
+    assert "T = 400: no coexistence: plateaus not distinct: evaporated or supercritical" in text
+    (folder / "coexistence.csv").write_text("garbage\n1,2\n")
+    assert campaign_status(tmp_path)["systems"]["water"]["coexistence"]["state"] == "unreadable"

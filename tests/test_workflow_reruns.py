@@ -31,7 +31,7 @@ from slurm.harness import (
 
 pytestmark = pytest.mark.workflow
 
-LATER_STAGES = ("mlip", "sampling", "profiles", "cdft", "analysis")
+LATER_STAGES = ("mlip", "sampling", "profiles", "cdft", "analysis", "coexistence")
 
 
 def _with(config: dict, path: str, value) -> dict:
@@ -179,6 +179,9 @@ def test_partial_last_batch_reruns_when_it_grows(campaign, tmp_path):
         ("cdft.threads", 2),
         ("cdft.runtime", 999),
         ("cdft.mem_mb", 1234),
+        ("coexistence.threads", 2),
+        ("coexistence.runtime", 999),
+        ("coexistence.mem_mb", 1234),
     ],
 )
 def test_resources_rerun_nothing(campaign, tmp_path, key, value):

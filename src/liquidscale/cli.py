@@ -34,6 +34,7 @@ STAGES = {
     "mlip": "liquidscale.mlip.cli",
     "analysis": "liquidscale.analysis.cli",
     "cdft": "liquidscale.cdft.cli",
+    "coexistence": "liquidscale.coexistence.cli",
     "status": "liquidscale.status",
     "plan": "liquidscale.plan",
 }
@@ -51,6 +52,7 @@ COMMAND_SETTINGS: dict[tuple[str, str], tuple[str, str | None]] = {
     ("analysis", "run"): ("analysis", None),
     ("analysis", "pets-reference"): ("analysis", None),
     ("analysis", "lj-reference"): ("analysis", None),
+    ("coexistence", "run"): ("coexistence", "run"),
 }
 
 # Set by common.smk for every job: the config files of the Snakemake run (a JSON list), so that a failed job

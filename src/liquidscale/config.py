@@ -247,6 +247,7 @@ def _properties(node: Mapping[str, Any], root: Mapping[str, Any], prefix: str):
 ACTION_SETTINGS = {
     "reference": "liquidscale.reference:action_settings",
     "mlip": "liquidscale.mlip.settings:rule_settings",
+    "coexistence": "liquidscale.coexistence.run:coexistence_settings",
 }
 
 

@@ -25,6 +25,7 @@ def check_feasible(config: Mapping[str, Any]) -> None:
     for system in systems:
         if system in ("water", "co2", "lj"):
             _check_sampling(config, system)
+            _check_coexistence(config, system)
         _check_window(config, system)
     molecular = [s for s in systems if s in MOLECULAR_SYSTEMS]
     if molecular:
@@ -60,6 +61,16 @@ def _check_sampling(config: Mapping[str, Any], system: str) -> None:
     samples = sampling["production_steps"] // sampling["sample_every"]
     if samples < 2:
         _fail("sampling.production_steps", f"{sampling['production_steps']} steps sampled every {sampling['sample_every']} (sampling.sample_every) give {samples} samples; a standard error needs at least 2")
+
+
+def _check_coexistence(config: Mapping[str, Any], system: str) -> None:
+    from .coexistence.run import check_settings, coexistence_settings
+
+    box = [float(b) for b in config["coexistence"][system]["box"]]
+    cutoff, name = (float(config["sampling"]["lj"]["cutoff"]), "sampling.lj.cutoff") if system == "lj" else (float(config["mlip"]["descriptor"]["rcut"]), "mlip.descriptor.rcut")
+    if min(box) < 2 * cutoff:
+        _fail(f"coexistence.{system}.box", f"shortest edge {min(box)} is below twice {name} ({cutoff}): minimum image needs at least {2 * cutoff}")
+    check_settings(coexistence_settings(config, system, "run"))
 
 
 def _box_length(config: Mapping[str, Any], system: str) -> tuple[float, str] | None:

@@ -31,7 +31,7 @@ COSTS = Path(__file__).resolve().parent / "data" / "costs.yaml"
 ATOMS_PER_MOLECULE = {"water": 3, "co2": 3, "lj": 1}
 # rule -> stage it belongs to in the plan's totals (rules not listed: the stage is the rule's prefix)
 STAGE_OF_RULE = {"mlip_feed_reference": "mlip", "profiles_aggregate": "profiles", "cdft_reference_fluid_profiles": "profiles", "all": "target"}
-STAGES = ("reference", "mlip", "sampling", "profiles", "cdft", "analysis")
+STAGES = ("reference", "mlip", "sampling", "profiles", "cdft", "analysis", "coexistence")
 TOTALS = ("jobs", "core_hours", "gpu_hours", "gpu_jobs_at_cpu_rate_core_hours", "unestimated_jobs")
 
 
@@ -232,6 +232,16 @@ class Workload:
         steps = sampling["minimisation_steps"] + sampling["equilibration_steps"] + sampling["production_steps"]
         return float(molecules * ATOMS_PER_MOLECULE[system] * steps)
 
+    def coexistence_atom_steps(self, system: str) -> float:
+        """Slabs (one per temperature) x atoms (the step's own molecule count) x all MD steps."""
+        from .config import rule_settings
+        from .coexistence.run import slab_molecules
+
+        settings = rule_settings(self.config, system, "coexistence", "run")
+        coexistence = settings["coexistence"]
+        steps = settings["sampling"]["minimisation_steps"] + coexistence["equilibration_steps"] + coexistence["production_steps"]
+        return float(len(coexistence[system]["temperatures"]) * slab_molecules(settings) * ATOMS_PER_MOLECULE[system] * steps)
+
     def _molecules_per_batch(self, system: str) -> dict[int, int]:
         """batch -> molecules in all its replicas, from the workflow's own state-point table."""
         from .config import stage_settings
@@ -285,7 +295,7 @@ def job_cost(job: Job, work: Workload, costs: Mapping[str, Any]) -> Cost:
     if job.rule == "reference_label":
         atoms = work.label_atoms(system, int(job.wildcards["iteration"]), int(job.wildcards["shard"]))
         return priced(sum(n**3 for n in atoms), scf_rate(costs, config["reference"]["method"]), units.get("scf_job_overhead", {}).get("seconds", 0.0))
-    if job.rule in ("mlip_train", "mlip_explore", "sampling_batch") and system in ("water", "co2"):
+    if job.rule in ("mlip_train", "mlip_explore", "sampling_batch", "coexistence_slabs") and system in ("water", "co2"):
         size = deepmd_macs_per_atom(config["mlip"], neighbours_within_cutoff(config, system))
         if job.rule == "mlip_train":
             rate = sized_rate(units.get("deepmd_training", []), "seconds_per_step", size, device, "DeePMD training steps")
@@ -293,6 +303,8 @@ def job_cost(job: Job, work: Workload, costs: Mapping[str, Any]) -> Cost:
         rate = sized_rate(units.get("deepmd_md", []), "seconds_per_atom_step", size, device, "DeePMD MD atom-steps")
         if job.rule == "mlip_explore":
             return priced(work.explore_atom_steps(system, int(job.wildcards["iteration"])), rate)
+        if job.rule == "coexistence_slabs":
+            return priced(work.coexistence_atom_steps(system), rate)
         return priced(work.sampling_atom_steps(system, int(job.wildcards["batch"])), rate)
     if job.rule == "profiles_aggregate" and "aggregation" in units:
         entry = units["aggregation"]

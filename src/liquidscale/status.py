@@ -5,7 +5,7 @@ iteration; per concurrent-learning iteration the accurate / candidate / failed f
 held-out force RMSE and whether the stop criterion was met; sampling runs done / failed / pending
 (pending: in ``statepoints.csv`` but no batch file yet) with failure reasons counted; the profile
 dataset's size; the functional's held-out errors; the analysis' headline results or the reason each
-is missing. Nothing of Snakemake's bookkeeping (``.snakemake``) is read, so the view is the same on a
+is missing; the coexistence step's densities per slab temperature or the reason there are none. Nothing of Snakemake's bookkeeping (``.snakemake``) is read, so the view is the same on a
 copy of the results. netCDF files are opened for their dimensions and small per-run variables only
 (never the profiles), so 10^4 runs take about a second.
 """
@@ -27,7 +27,7 @@ from .errors import UserError
 # numbers inside a failure reason (steps, distances, ratios) vary run by run: they are replaced by '#'
 # so that reasons of one kind are counted together
 NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
-STAGE_MARKERS = ("reference", "mlip", "sampling", "profiles.nc", "cdft", "analysis")
+STAGE_MARKERS = ("reference", "mlip", "sampling", "profiles.nc", "cdft", "analysis", "coexistence")
 
 
 def reason_kind(reason: str) -> str:
@@ -241,6 +241,21 @@ def analysis_status(system_dir: Path) -> dict[str, Any] | None:
     return result
 
 
+def coexistence_status(system_dir: Path) -> dict[str, Any] | None:
+    """Per slab temperature: the verdict, the coexisting densities with their errors or the reason there are none."""
+    path = system_dir / "coexistence" / "coexistence.csv"
+    if not path.is_file():
+        return {"state": "running"} if (system_dir / "coexistence").is_dir() else None
+    columns = ("rho_liquid", "rho_liquid_stderr", "rho_vapour", "rho_vapour_stderr")
+    try:
+        with open(path, newline="") as handle:
+            rows = [{"T": float(row["T"]), "status": row["status"], "reason": row["reason"],
+                     **{key: float(row[key]) if row[key] else None for key in columns}} for row in csv.DictReader(handle)]
+    except (KeyError, ValueError, TypeError):
+        return {"state": "unreadable", "path": str(path)}
+    return {"state": "done", "temperatures": rows}
+
+
 # ---- the campaign ---------------------------------------------------------------------------------
 def find_systems(results: Path) -> list[Path]:
     return sorted(p for p in results.iterdir() if p.is_dir() and any((p / marker).exists() for marker in STAGE_MARKERS))
@@ -259,6 +274,7 @@ def campaign_status(results: str | Path) -> dict[str, Any]:
                 "profiles": profiles_status(s),
                 "cdft": cdft_status(s),
                 "analysis": analysis_status(s),
+                "coexistence": coexistence_status(s),
             }
             for s in systems
         },
@@ -359,8 +375,22 @@ def _text_analysis(a) -> list[str]:
     return lines
 
 
+def _text_coexistence(c) -> list[str]:
+    if c["state"] == "running":
+        return ["  running (no coexistence.csv yet)"]
+    if c["state"] == "unreadable":
+        return [f"  {c['path']}: unreadable; rerun the coexistence_slabs rule"]
+    lines = []
+    for row in c["temperatures"]:
+        if row["status"] == "ok":
+            lines.append(f"  T = {_g(row['T'], 5)}: liquid {_g(row['rho_liquid'], 4)} ± {_g(row['rho_liquid_stderr'], 2)}, vapour {_g(row['rho_vapour'], 4)} ± {_g(row['rho_vapour_stderr'], 2)}")
+        else:
+            lines.append(f"  T = {_g(row['T'], 5)}: {row['status']}: {row['reason']}")
+    return lines
+
+
 RENDERERS = (("reference", _text_reference), ("mlip", _text_mlip), ("sampling", _text_sampling),
-             ("profiles", _text_profiles), ("cdft", _text_cdft), ("analysis", _text_analysis))
+             ("profiles", _text_profiles), ("cdft", _text_cdft), ("analysis", _text_analysis), ("coexistence", _text_coexistence))
 
 
 def render_text(status: Mapping[str, Any]) -> str:

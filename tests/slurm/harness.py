@@ -26,7 +26,7 @@ SNAKEMAKE = BIN / "snakemake"
 CANNOT_RUN_HERE = 77  # cluster.sh's exit status for "not root / no apt-get"
 
 # Stage target rules in DAG order; a stage is tested once its .smk defines the target rule.
-STAGE_TARGETS = ("reference", "mlip", "sampling", "profiles", "cdft", "analysis")
+STAGE_TARGETS = ("reference", "mlip", "sampling", "profiles", "cdft", "analysis", "coexistence")
 
 # The reduced campaign: every stage real, each as small as it goes (few SLURM jobs: ~10 s latency each).
 # lj joins water so that sampling runs without waiting for the MLIP; sampling.device "auto" makes the
@@ -63,6 +63,16 @@ REDUCED_CONFIG = {
         "runtime": 10,
         "device": "auto",
         "water": {"box": [10.2, 10.2, 16.0], "density_range": [0.003, 0.033], "timestep": 0.00025},
+    },
+    "coexistence": {
+        "equilibration_steps": 20,
+        "production_steps": 40,
+        "sample_every": 4,
+        "blocks": 2,
+        "mem_mb": 1000,
+        "runtime": 10,
+        "water": {"temperatures": [300.0], "box": [9.0, 9.0, 24.0], "rdf_max": 4.5},
+        "lj": {"temperatures": [0.8], "box": [6.0, 6.0, 24.0], "rdf_max": 3.0},
     },
     "cdft": {"channels": [16, 16], "max_epochs": 60, "runtime": 30},
     "analysis": {

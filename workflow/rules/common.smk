@@ -167,5 +167,13 @@ def sampling_model_arg(wildcards):
     return " ".join(f"--model {path}" for path in sampling_model(wildcards))
 
 
+# ---- coexistence (slab MD of the system's own potential) --------------------------------------
+def coexistence_gpus(wildcards):
+    """The coexistence job's `gpu` resource: none for LAMMPS (CPU only), else as coexistence.device."""
+    if wildcards.system == "lj" and config["sampling"]["lj"]["engine"] == "lammps":
+        return 0
+    return gpu_count(config["coexistence"]["device"])
+
+
 # ---- analysis (thermodynamics from the functional) -------------------------------------------
 from liquidscale.analysis.figures import FIGURES as ANALYSIS_FIGURES  # noqa: E402  (figure names; numpy-only import)

@@ -135,6 +135,12 @@ class LangevinEngine:
         lz = self.cell[:, 2:3]
         return z - lz * (z / lz).floor()
 
+    def site_positions(self) -> "torch.Tensor":
+        """Positions of the density-site atoms, wrapped into the box [B, n_site, 3] (slab coexistence, RDF)."""
+        x = self.x[:, self.site]
+        box = self.cell[:, None, :]
+        return x - box * (x / box).floor()
+
     def site_force_z(self) -> "torch.Tensor":
         """Conservative z force on the density-site atoms [B, n_site] (model + external)."""
         return self.forces[:, self.site, 2]

@@ -123,17 +123,25 @@ class ReplicaSpec:
 
 
 class _Frame:
-    """What ``ProfileAccumulator.sample`` reads from an engine, for one LAMMPS replica's current frame."""
+    """What a one-replica accumulator's ``sample`` (``ProfileAccumulator``, ``coexistence.slab.SlabSampler``) reads
+    from an engine, for one LAMMPS replica's current frame."""
 
     def __init__(self):
         import torch
 
         self.torch = torch
         self.ids = torch.zeros(1, dtype=torch.long)
-        self.z = self.fz = None
+        self.positions = self.fz = None
+
+    @property
+    def z(self) -> np.ndarray:
+        return self.positions[:, 2]
 
     def site_z(self):
-        return self.torch.from_numpy(self.z[None])
+        return self.torch.from_numpy(self.z[None].copy())
+
+    def site_positions(self):
+        return self.torch.from_numpy(self.positions[None])
 
     def site_force_z(self):
         return self.torch.from_numpy(self.fz[None])
@@ -163,8 +171,9 @@ timestep {spec.timestep}
 
 
 def run_replica(spec: ReplicaSpec, positions: np.ndarray, profiles, widom: WidomAccumulator | None) -> tuple[float, str]:
-    """Minimise, equilibrate (half with 10x friction) and sample one replica into ``profiles``
-    (a one-replica ``ProfileAccumulator``) and ``widom``; returns (sum of kinetic temperatures, failure reason)."""
+    """Minimise, equilibrate (half with 10x friction) and sample one replica into ``profiles`` (a one-replica
+    ``ProfileAccumulator``, or anything with its ``sample``, ``taken``, ``blocks`` and ``expected_samples``) and
+    ``widom``; returns (sum of kinetic temperatures, failure reason)."""
     lmp = new_lammps()
     box = np.asarray(spec.box)
     scratch = tempfile.mkdtemp(prefix="liquidscale-lammps-")
@@ -176,7 +185,7 @@ def run_replica(spec: ReplicaSpec, positions: np.ndarray, profiles, widom: Widom
             return
         # the frame in atom-id order (LAMMPS sorts its local atoms spatially), so a site keeps its column
         order = np.argsort(np.asarray(tag)[:nlocal])
-        frame.z = np.mod(x[order, 2], box[2])
+        frame.positions = np.mod(x[order], box)
         # this fix follows the V_ext wall and precedes langevin: the force array holds pair + V_ext forces
         frame.fz = lmp.numpy.extract_atom("f")[:nlocal, 2][order]
         block = profiles.taken * profiles.blocks // profiles.expected_samples

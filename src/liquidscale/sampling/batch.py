@@ -82,6 +82,34 @@ def make_potential(system: str, block: Mapping[str, Any], symbols: list[str], mo
     return DeepMDPotential(model, symbols, device=device, precision=precision)
 
 
+def make_engine(system: str, common: Mapping[str, Any], chem: Chemistry, positions: np.ndarray, box: np.ndarray, temperatures, seeds, model, device: str, externals=None) -> LangevinEngine:
+    """The torch engine of ``system`` for replicas at ``positions`` [B, N, 3] in one ``box``: its potential (the DeePMD
+    model for water and CO2), masses, density site, failure checks and precision from the sampling settings ``common``
+    (``sampling`` with the system's block), so every stage that runs MD of a system runs the same dynamics."""
+    block = common[system]
+    n_molecules = positions.shape[1] // len(chem.molecule_symbols)
+    symbols = list(chem.molecule_symbols) * n_molecules
+    return LangevinEngine(
+        make_potential(system, block, symbols, model, device, common["precision"]),
+        symbols,
+        np.tile(chem.masses, n_molecules),
+        np.tile(np.arange(len(chem.molecule_symbols)) == chem.site_index, n_molecules),
+        positions,
+        np.repeat(np.asarray(box, dtype=float)[None], len(positions), 0),
+        temperatures,
+        seeds,
+        chem.units,
+        block["timestep"],
+        block["friction"],
+        externals=externals,
+        checks=FailureChecks(common["check_every"], block["min_distance"], common["max_temperature_ratio"], chem.molecule),
+        md_wall_height=common["md_wall_height"],
+        md_wall_softness=block["md_wall_softness"],
+        device=device,
+        dtype=common["precision"],
+    )
+
+
 def run_batch(
     settings: Mapping[str, Any], table, batch: int, out: str | Path, model: str | Path | None = None, threads: int = 1, checkpoint_minutes: float = 10.0
 ) -> None:
@@ -104,8 +132,6 @@ def run_batch(
     device = resolve_device(common["device"], "sampling.device")
     n_molecules = int(rows["n_molecules"].iloc[0])
     log.info("%s batch %d: runs %s, %d molecules each, on %s", system, batch, rows["run"].tolist(), n_molecules, device)
-    symbols = list(chem.molecule_symbols) * n_molecules
-    site_mask = np.tile(np.arange(len(chem.molecule_symbols)) == chem.site_index, n_molecules)
     box = np.array(s.box)
     externals = [s.potential(int(seed)) for seed in rows["potential_seed"]]
     positions = np.stack(
@@ -126,25 +152,7 @@ def run_batch(
         from ..md.lammps_engine import run_lammps_batch
 
         return run_lammps_batch(settings, s, chem, rows, externals, positions, out, batch_dataset)
-    engine = LangevinEngine(
-        make_potential(system, block, symbols, model, device, common["precision"]),
-        symbols,
-        np.tile(chem.masses, n_molecules),
-        site_mask,
-        positions,
-        np.repeat(box[None], len(rows), 0),
-        rows["T"].to_numpy(),
-        rows["thermostat_seed"].to_numpy(),
-        chem.units,
-        block["timestep"],
-        block["friction"],
-        externals=externals,
-        checks=FailureChecks(common["check_every"], block["min_distance"], common["max_temperature_ratio"], chem.molecule),
-        md_wall_height=common["md_wall_height"],
-        md_wall_softness=block["md_wall_softness"],
-        device=device,
-        dtype=common["precision"],
-    )
+    engine = make_engine(system, common, chem, positions, box, rows["T"].to_numpy(), rows["thermostat_seed"].to_numpy(), model, device, externals)
     profiles = ProfileAccumulator(len(rows), s.box[2], block["bin_width"], common["production_steps"] // common["sample_every"], device=device)
     kinetic = np.zeros(len(rows))
 

@@ -1,0 +1,73 @@
+"""The coexistence step's figure: centred slab profiles, the coexisting densities beside a reference, the liquid's g(r)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from ..plotting import EXPERIMENT_STYLE, REFERENCE_STYLE, AxisUnits, legend_beside, new_figure, save
+from .slab import STATUS_OK
+
+
+def coexistence_figure(system: str, units: Mapping[str, object], table, profiles, rdf, path: Path) -> None:
+    """Three panels (profiles, T against the coexisting densities, g(r)); every temperature without coexistence is said
+    above them with its reason, and the g(r) panel is left out when no temperature has a liquid plateau."""
+    axes_units = AxisUnits(system, units)
+    ok = table[table["status"] == STATUS_OK]
+    missing = [f"{axes_units.temperature(row.T)}: {row.status} ({row.reason})" for row in table.itertuples() if row.status != STATUS_OK]
+    sampled = profiles.dropna(subset=["rho"])
+    if sampled.empty:  # every slab failed before production: the notes are the figure
+        fig, _ = new_figure(0, missing)
+        save(fig, path)
+        return
+    fig, axes = new_figure(3 if len(ok) else 1, missing)
+    colours = {T: f"C{k}" for k, T in enumerate(table["T"])}
+    ax = axes[0]
+    for T, profile in sampled.groupby("T", sort=True):
+        z, rho, error = axes_units.length(profile["z"]), axes_units.rho(profile["rho"]), axes_units.rho(profile["rho_stderr"])
+        ax.plot(z, rho, color=colours[T], lw=1, label=axes_units.temperature(T))
+        ax.fill_between(z, rho - error, rho + error, color=colours[T], alpha=0.25, lw=0)
+    ax.set_xlabel(axes_units.length_label("distance from the slab centre", "z"))
+    ax.set_ylabel(axes_units.rho_label)
+    ax.set_title("slab profiles in the centre-of-mass frame", fontsize=8)
+    legend_beside(ax)
+    if not len(ok):
+        save(fig, path)
+        return
+    ax = axes[1]
+    for phase in ("vapour", "liquid"):
+        ax.errorbar(axes_units.rho(ok[f"rho_{phase}"]), ok["T"], xerr=axes_units.rho(ok[f"rho_{phase}_stderr"]), ls="none", marker="o",
+                    color="C0", ms=4, label="direct MD (slab plateaus)" if phase == "liquid" else None)
+    _reference(ax, system, axes_units, table["T"])
+    ax.set_xlabel(axes_units.rho_label)
+    ax.set_ylabel(axes_units.T_label)
+    ax.set_title("coexisting densities", fontsize=8)
+    legend_beside(ax)
+    ax = axes[2]
+    for T, g in rdf[rdf["T"].isin(ok["T"])].groupby("T", sort=True):
+        ax.plot(axes_units.length(g["r"]), g["g"], color=colours[T], lw=1, label=axes_units.temperature(T))
+    ax.axhline(1.0, **{**REFERENCE_STYLE, "color": "0.5", "ls": ":"})
+    ax.set_xlabel(axes_units.length_label("site-site distance", "r"))
+    ax.set_ylabel("radial distribution g(r) (dimensionless)")
+    ax.set_title("liquid plateau", fontsize=8)
+    legend_beside(ax)
+    save(fig, path)
+
+
+def _reference(ax, system: str, axes_units: AxisUnits, temperatures) -> None:
+    """Vrabec et al.'s LJTS binodal for lj, the experimental saturation densities for water and CO2."""
+    if system == "lj":
+        from ..fluids import ljts
+
+        Tc, _ = ljts.critical_point()
+        T = np.linspace(min(temperatures.min(), 0.7), min(max(temperatures.max(), 1.0), 0.98 * Tc), 100)
+        ax.plot(ljts.rho_liquid(T), T, **REFERENCE_STYLE, label=f"LJTS, {ljts.SOURCE}")
+        ax.plot(ljts.rho_vapour(T), T, **REFERENCE_STYLE)
+    elif axes_units.lab:
+        from ..analysis import units as lab
+
+        table, _ = lab.experimental_saturation(system)
+        ax.plot(table["rho_vapour_kg_m3"], table["T_K"], **EXPERIMENT_STYLE, label="experiment (saturation)")
+        ax.plot(table["rho_liquid_kg_m3"], table["T_K"], **EXPERIMENT_STYLE)

@@ -1,0 +1,42 @@
+# Coexistence: the potential's own liquid-vapour coexistence by direct MD, the reference the functional's binodal
+# is checked against (verification rung 4). One job per system runs a free slab at each of
+# coexistence.<system>.temperatures (water, CO2: the final DeePMD model, the temperatures batched on one GPU; lj:
+# the LJTS potential, LAMMPS or torch as sampling.lj.engine) and writes the plateau densities with block errors,
+# the centred profiles and the liquid's site-site g(r).
+
+
+rule coexistence_slabs:
+    input:
+        model=sampling_model,
+    output:
+        table="results/{system}/coexistence/coexistence.csv",
+        profiles="results/{system}/coexistence/profiles.csv",
+        rdf="results/{system}/coexistence/rdf.csv",
+        figure=report("results/{system}/coexistence/coexistence.png", caption="../report/coexistence.rst", category="{system}",
+                      subcategory="4 direct coexistence of the potential (MD)", labels={"figure": "slab coexistence"}),
+        provenance="results/{system}/coexistence/provenance.json",
+    params:
+        settings=settings_of("coexistence", "run"),
+        model=sampling_model_arg,
+    log:
+        "logs/{system}/coexistence.log",
+    benchmark:
+        "benchmarks/{system}/coexistence.tsv"
+    conda:
+        "../../envs/deepmd.yaml"
+    wildcard_constraints:
+        system="|".join(SAMPLED) or "none",
+    threads: config["coexistence"]["threads"]
+    resources:
+        mem_mb=config["coexistence"]["mem_mb"],
+        runtime=config["coexistence"]["runtime"],
+        cpus_per_task=config["coexistence"]["threads"],
+        gpu=coexistence_gpus,
+    shell:
+        "OMP_NUM_THREADS={threads} liquidscale coexistence run --settings {params.settings:q} --threads {threads} {params.model}"
+        " --out results/{wildcards.system}/coexistence > {log} 2>&1"
+
+
+rule coexistence:
+    input:
+        expand("results/{system}/coexistence/coexistence.csv", system=SAMPLED),
