@@ -3,11 +3,20 @@
 Why: canonical MD leaves the chemical potential unknown, and the cDFT fits one beta mu per run. Widom's
 potential distribution theorem pins it independently (Widom, J. Chem. Phys. 39, 2808 (1963)):
 
-* global form, test particles at uniformly random positions of the box, N particles in volume V:
-  beta mu = ln((N + 1) Lambda^3 / V) - ln < exp(-beta dU - beta V_ext(z_test)) >,
-  dU the pair energy of the test particle with the N particles (exact for mu(N -> N + 1));
-* local form, the same insertions binned by their z (an independent check of the Euler-Lagrange
-  equation: it must come out flat): beta mu = ln(rho(z) Lambda^3) + beta V_ext(z) - ln < exp(-beta dU) >_z.
+* local form, insertions binned by their z (an independent check of the Euler-Lagrange equation: it must
+  come out flat): beta mu = ln(rho(z) Lambda^3) + beta V_ext(z) - ln < exp(-beta dU) >_z;
+* global form, its integral over the box, N particles in volume V:
+  beta mu = ln(N Lambda^3 / V) - ln < exp(-beta dU - beta V_ext(z_test)) >,
+  dU the pair energy of a test particle at a uniformly random position with the N particles.
+
+Which mu: the canonical profile of N particles obeys rho_N(r) = e^{beta mu(N-1 -> N)} e^{-beta V(r)}
+< e^{-beta dU(r)} >_{N-1} exactly, so the mu a profile fit (the cDFT's) sees is that of adding the N-th
+particle, ln N in the ideal part. Textbook Widom, ln(N + 1), is mu(N -> N + 1): higher by 1 / (N S(0)), which
+is exactly 1/N for an ideal gas — 0.03-0.08 for the LJ campaign's dilute runs of 12-40 particles, whose
+Widom values are the most precise of all (stderr 0.001-0.005) and so the strongest anchors of the gauge
+(measured: their profile-fitted beta mu sat 0.03-0.09 below the ln(N + 1) values). The frames here hold N,
+not N - 1, particles: the interaction part is then that of mu(N -> N + 1), a remaining O((1/S(0) - 1) / N)
+difference that vanishes for dilute runs and is ~0.06 for a 300-atom liquid with S(0) = 0.05.
 
 Lambda = 1 in reduced units (the project's convention: ln Lambda^3 absorbed into beta mu). Errors:
 the insertions are accumulated per block of frames (the profile accumulator's blocks), and the
@@ -81,10 +90,11 @@ def _wrap(x: np.ndarray, box: np.ndarray) -> np.ndarray:
 
 
 def beta_mu(boltzmann: np.ndarray, tries: np.ndarray, n_particles: int, volume: float) -> tuple[float, float]:
-    """Global-form beta mu and its block standard error from per-block sums (NaN without insertions)."""
+    """Global-form beta mu (ideal part ln(N / V): the canonical profile's mu, see the module docstring) and its block
+    standard error from per-block sums (NaN without insertions)."""
     if tries.sum() == 0:
         return float("nan"), float("nan")
-    ideal = np.log((n_particles + 1) / volume)
+    ideal = np.log(n_particles / volume)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = ideal - np.log(boltzmann.sum() / tries.sum())
         blocks = ideal - np.log(boltzmann / tries)
