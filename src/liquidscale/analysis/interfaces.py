@@ -2,7 +2,8 @@
 
 Free interface: a liquid slab in vapour, solved canonically in a periodic box. Its plateau densities
 must equal the bulk coexisting densities (an independent check of the binodal), and its excess grand
-potential per unit area over the two interfaces is the surface tension, gamma = (Omega + p L) / 2.
+potential per unit area over the two interfaces is the surface tension, gamma = (Omega + p L) / 2, p the
+pressure of its vapour plateau.
 
 Slit pores: walls with a 9-3 potential on the density site. The adsorption branch is continued up in
 mu from an empty pore, the desorption branch down from a filled one; capillary coexistence is where
@@ -21,7 +22,7 @@ import numpy as np
 from ..cdft.functional import grid_points
 from ..cdft.solver import ConvergenceError, SolverSettings, solve
 from .bulk import Coexistence, NotFound
-from ..cdft.thermo import grand_potential
+from ..cdft.thermo import bulk_beta_pressure, grand_potential
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,11 @@ def free_interface(functional, coexistence: Coexistence, box_length: float, sett
     solution = solve(functional, np.zeros(n), T, mean_density=mean, rho_init=start, symmetric=True, settings=settings)
     rho = solution.rho
     beta_omega = grand_potential(functional, rho, np.zeros(n), T, solution.mu)  # solved with k_B = 1, so mu = T beta mu
-    beta_gamma = 0.5 * (beta_omega + coexistence.beta_p * n * functional.dz)
+    # the pressure of the slab's own vapour plateau, integrated along the vapour branch only: the bulk route's
+    # coexistence pressure integrates mu_ex through the unstable region, where a learned functional has seen no
+    # uniform state, and L times its error lands whole in gamma (LJ validation: beta gamma -0.38 with it)
+    beta_p_vapour = float(bulk_beta_pressure(functional, rho[0], T))
+    beta_gamma = 0.5 * (beta_omega + beta_p_vapour * n * functional.dz)
     return FreeInterface(z, rho, float(rho[0]), float(rho[n // 2]), solution.beta_mu, float(beta_gamma))
 
 
