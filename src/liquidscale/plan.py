@@ -29,6 +29,7 @@ SNAKEFILE = REPO / "Snakefile"
 DEFAULT_CONFIGFILE = REPO / "config" / "config.yaml"
 COSTS = Path(__file__).resolve().parent / "data" / "costs.yaml"
 ATOMS_PER_MOLECULE = {"water": 3, "co2": 3, "lj": 1}
+ENVIRONMENTS_SIZED = 8  # bulk-like environments cut to size the clusters later iterations select
 # rule -> stage it belongs to in the plan's totals (rules not listed: the stage is the rule's prefix)
 STAGE_OF_RULE = {"mlip_feed_reference": "mlip", "profiles_aggregate": "profiles", "cdft_reference_fluid_profiles": "profiles", "all": "target"}
 STAGES = ("reference", "mlip", "sampling", "profiles", "cdft", "analysis")
@@ -191,8 +192,9 @@ class Workload:
         return self._cache[key]
 
     def label_atoms(self, system: str, iteration: int, shard: int) -> list[int]:
-        """Atoms per frame of one labelling shard. Iteration 0: the actual clusters (and extra frames);
-        later iterations: the most the selection can send (max_candidates clusters of max_cluster_molecules)."""
+        """Atoms per frame of one labelling shard. Iteration 0: the actual clusters, bulk-like environments and
+        extra frames; later iterations: the most the selection can send (max_candidates clusters the size of
+        the bulk-like environments, which are cut the same way)."""
         return self._cached(("shards", system, min(iteration, 1)), lambda: self._shard_atoms(system, iteration))[shard]
 
     def _shard_atoms(self, system: str, iteration: int) -> list[list[int]]:
@@ -200,17 +202,19 @@ class Workload:
         import numpy as np
 
         from .molecules import get_molecule
-        from .reference.configurations import Frame, assign_shards, iteration0_configurations
+        from .reference import action_settings
+        from .reference.configurations import Frame, assign_shards, bulk_environments, iteration0_configurations
 
-        reference = self.config["reference"]
+        reference = action_settings(self.config, system, "configurations")["reference"]
+        molecule = get_molecule(system)
         if iteration == 0:
-            extra = (reference.get("extra_configurations") or {}).get(system)
-            frames = iteration0_configurations(get_molecule(system), reference, self.config["seed"], extra)
+            frames = iteration0_configurations(molecule, reference, self.config["seed"], reference["extra_configurations"])
         else:
-            select = self.config["mlip"]["select"]
-            n_atoms = select["max_cluster_molecules"] * ATOMS_PER_MOLECULE[system]
-            frames = [Frame(["X"] * n_atoms, np.zeros((n_atoms, 3))) for _ in range(select["max_candidates"])]
-        return [[len(f.symbols) for f in shard] for shard in assign_shards(frames, reference["shards"])]
+            environment = {**reference["environment"], "bulk_frames": ENVIRONMENTS_SIZED}
+            sizes = [len(f.symbols) for f in bulk_environments(molecule, environment, reference["liquid"], self.config["seed"])]
+            n_atoms = round(float(np.mean(sizes)))
+            frames = [Frame(["X"] * n_atoms, np.zeros((n_atoms, 3))) for _ in range(self.config["mlip"]["select"]["max_candidates"])]
+        return [[len(f.symbols) for f in shard] for shard in assign_shards(frames, self.config["reference"]["shards"])]
 
     def explore_atom_steps(self, system: str, iteration: int) -> float:
         """Replicas (the workflow's own state points) x atoms x steps, plus the ensemble's evaluation of the saved frames."""
