@@ -10,8 +10,9 @@ core atoms, 0 elsewhere) are split on their own: their held-out frames form ``te
 environments whose core-atom force RMSE the test step reports, and at least one is held out once an
 iteration has two. Their training copies lose ``energy.npy``, so DeePMD skips their energy term (the
 cluster's energy includes its cut surface, which no liquid has) and trains on core forces only.
-Every other copy gets ``atom_pref.npy`` of ones: DeePMD's weighted force term, the only force term
-the training input uses, skips a system without the file.
+Every other training copy gets ``atom_pref.npy`` of ones: DeePMD's weighted force term, the only
+force term the training input uses, skips a system without the file. Held-out copies keep dpdata's
+layout (``dp test`` reads it with DeePMD's batch loader).
 """
 
 from __future__ import annotations
@@ -125,7 +126,8 @@ def _set_files(folder: Path, name: str) -> np.ndarray | None:
 
 def write_force_weights(folder: Path, weights: np.ndarray) -> None:
     """``atom_pref.npy`` (frames, 3 x atoms) in ``folder``'s single set: each atom's weight once per force
-    component, the layout DeePMD 3.2's PyTorch per-frame loader reads (it ignores the requirement's repeat=3)."""
+    component, the layout DeePMD 3.2's PyTorch per-frame training loader reads (it ignores the requirement's
+    repeat=3, which its batch loader, used by ``dp test``, applies to dpdata's (frames, atoms))."""
     (set_dir,) = sorted(folder.glob("set.*"))
     np.save(set_dir / f"{ATOM_PREF}.npy", np.repeat(np.asarray(weights, dtype=np.float32), 3, axis=1))
 
@@ -156,16 +158,17 @@ def split_data(
             mask = held_out_mask(sum(sizes), fraction, seed, iteration, b"held-out bulk", 1) if core else held_out_mask(sum(sizes), fraction, seed, iteration)
             test = "test_bulk" if core else "test"
             for folder, system, held_out in zip(kind, systems, np.split(mask, np.cumsum(sizes)[:-1])):
-                weights = system.data.pop(ATOM_PREF, np.ones((len(system), system.get_natoms())))
+                weights = system.data.get(ATOM_PREF, np.ones((len(system), system.get_natoms())))
                 name = f"iter{iteration:03d}_{CORE_FOLDER + '_' if core else ''}{folder.name}"
                 for part, indices in ((test, np.flatnonzero(held_out)), ("train", np.flatnonzero(~held_out))):
                     if len(indices):
                         target = out_dir / part / name
                         system.sub_system(indices).to_deepmd_npy(str(target))
-                        write_force_weights(target, weights[indices])
-                        if core and part == "train":
-                            (energy,) = target.glob("set.*/energy.npy")
-                            energy.unlink()
+                        if part == "train":
+                            write_force_weights(target, weights[indices])
+                            if core:
+                                (energy,) = target.glob("set.*/energy.npy")
+                                energy.unlink()
                         counts[part] += len(indices)
     if counts["train"] == 0:
         raise UserError(f"no labelled frames found in {[str(d) for _, d in iteration_dirs]}; the reference stage produced no data")
