@@ -167,14 +167,15 @@ def sized_rate(entries: Sequence[Mapping[str, Any]], key: str, size: float, devi
     return Rate(values[k] * size / sizes[k], wanted, f"{what} scaled x{size / sizes[k]:.3g} by size ({size:.3g} vs {sizes[k]:.3g} {size_key}) from {wanted} measurement: {points[k]['measured_on']}")
 
 
-def scf_rate(costs: Mapping[str, Any], method: Mapping[str, Any]) -> Rate | None:
-    """Seconds per atom^3 of one label at this level (xc, basis, dispersion); None if never measured."""
+def scf_rate(costs: Mapping[str, Any], method: Mapping[str, Any]) -> tuple[Rate, float] | None:
+    """The rate of one label at this level (xc, basis, dispersion): CPU seconds = rate x atoms^exponent;
+    None if never measured."""
     def same(entry):
         return (entry["xc"].lower(), entry["basis"].lower(), entry.get("dispersion")) == (method["xc"].lower(), method["basis"].lower(), method.get("dispersion"))
 
     for entry in costs["units"].get("scf", []):
         if same(entry):
-            return Rate(entry["seconds_per_atom3"], entry.get("device", "cpu"), f"{entry['xc']}/{entry['basis']} labels: {entry['measured_on']}")
+            return Rate(entry["prefactor_seconds"], entry.get("device", "cpu"), f"{entry['xc']}/{entry['basis']} labels: {entry['measured_on']}"), entry["exponent"]
     return None
 
 
@@ -288,7 +289,11 @@ def job_cost(job: Job, work: Workload, costs: Mapping[str, Any]) -> Cost:
 
     if job.rule == "reference_label":
         atoms = work.label_atoms(system, int(job.wildcards["iteration"]), int(job.wildcards["shard"]))
-        return priced(sum(n**3 for n in atoms), scf_rate(costs, config["reference"]["method"]), units.get("scf_job_overhead", {}).get("seconds", 0.0))
+        measured = scf_rate(costs, config["reference"]["method"])
+        if measured is None:
+            return priced(0.0, None)
+        rate, exponent = measured
+        return priced(sum(n**exponent for n in atoms), rate)
     if job.rule in ("mlip_train", "mlip_explore", "sampling_batch") and system in ("water", "co2"):
         size = deepmd_macs_per_atom(config["mlip"], neighbours_within_cutoff(config, system))
         if job.rule == "mlip_train":
@@ -363,7 +368,7 @@ ASSUMPTIONS = [
     "job counts: Snakemake's dry run of a fresh campaign with this config",
     "core-hours: one-core CPU rates (cpu_time of the measured jobs), assumed to scale with a job's threads",
     "GPU jobs without a measured GPU rate are costed at the CPU rate in their own column, not as GPU-hours",
-    "labelling beyond iteration 0 and cDFT training (max_epochs) are upper bounds; SCF cost scales as atoms^3 from the measured sizes",
+    "labelling beyond iteration 0 and cDFT training (max_epochs) are upper bounds; SCF cost scales as atoms^exponent, the exponent measured between the two largest clusters of that level",
 ]
 
 
