@@ -217,10 +217,10 @@ def cut_environment(
     shifts = periodic_images(cell, radius + core_radius + 2 * extent)
     tiled = (home[None, :, :, :] + shifts[:, None, None, :]).reshape(-1, 3, 3)  # (images x molecules, 3, 3)
     closest = np.linalg.norm(tiled, axis=-1).min(axis=1)
-    tiled, closest = tiled[closest <= radius + core_radius + extent], closest[closest <= radius + core_radius + extent]
-    order = np.argsort(closest, kind="stable")
-    tiled, closest = tiled[order], closest[order]
-    inside = closest <= radius
+    # only molecules that can hold an atom within core_radius of a cut-in atom matter for the mask
+    near = np.flatnonzero(closest <= radius + core_radius + extent)
+    near = near[np.argsort(closest[near], kind="stable")]
+    tiled, inside = tiled[near], closest[near] <= radius
     cluster = tiled[inside].reshape(-1, 3)
     outside = tiled[~inside].reshape(-1, 3)
     if len(outside):
