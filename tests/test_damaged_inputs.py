@@ -160,7 +160,7 @@ def test_truncated_learning_curve_names_the_member_folder(tmp_path):
     from liquidscale.mlip.training import read_lcurve
 
     rows = "".join(f"{step:7d}      3.29e+01      2.91e-01      1.04e+00    1.0e-03\n" for step in range(1, 11))
-    text = "# step       rmse_trn    rmse_e_trn    rmse_f_trn   lr      \n# If there is no available reference data, rmse_*_{val,trn} will print nan\n" + rows
+    text = "# step       rmse_trn    rmse_e_trn   rmse_pf_trn   lr      \n# If there is no available reference data, rmse_*_{val,trn} will print nan\n" + rows
     member = tmp_path / "iter000/model0"
     member.mkdir(parents=True)
     (member / "lcurve.out").write_text(text)
