@@ -2,14 +2,13 @@
 
 Five measurements, all on this machine's CPU, one thread, CPU time (not wall time: the machine is shared):
   demo   -- from a finished `make demo` folder: each benchmarked job's cpu_time (Snakemake `benchmark:`
-            files) divided by its units of work from the same workflow functions the plan uses (atom-steps
-            per MD job, training steps, cDFT network evaluations with the epochs actually run).
+            files) divided by its units of work from the same workflow functions the plan uses (frames
+            and atoms per shard from configurations.extxyz and assign_shards, atom-steps per MD job, training steps,
+            cDFT network evaluations with the epochs actually run).
   cdft   -- one c1 evaluation with its gradient per bin, the demo's network vs a production config's.
   bookkeeping -- rules without a `benchmark:`: the first demo job of each rerun from the shell command in the
             demo's Snakemake log, in a scratch copy of its results; CPU seconds per job.
-  scf    -- one PySCF label (energy + forces) of clusters of 1..k molecules at a level of theory (the demo's
-            and the production ones; bench/core_forces.py's larger liquid cuts print the same lines):
-            CPU seconds = a x atoms^p, p between the two largest clusters, a through the largest.
+  scf    -- one PySCF label (energy + forces) of clusters of 1..k molecules at a production level of theory.
   deepmd -- a DeePMD model of a production config's size, trained for a few steps on the demo's labels:
             the cost per training step (difference of two step counts), and its evaluation on a 192-atom
             water box against the demo's model (iteration 0, the final model's architecture): the ratio scales
@@ -42,6 +41,7 @@ import yaml
 
 from liquidscale.io import read_json
 from liquidscale.molecules import get_molecule
+from liquidscale.reference.configurations import assign_shards, number_frames, read_extxyz
 from liquidscale.plan import Workload, cdft_width, deepmd_macs_per_atom, load_config, neighbours_within_cutoff
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,10 +57,16 @@ def demo_units(demo: Path) -> dict:
     work = Workload(config)
     bench, results = demo / "benchmarks", demo / "results"
     where = f"make demo (config/config.yaml) of {datetime.date.today().isoformat()}"
-    train_cpu, analysis_cpu, aggregate_cpu = [], [], []
+    label_units, label_cpu, train_cpu, analysis_cpu, aggregate_cpu = [], [], [], [], []
     md = {"explore": [0.0, 0.0, 0], "sampling": [0.0, 0.0, 0]}  # atom-steps, cpu seconds, jobs
     cdft_units = cdft_cpu = 0.0
     for system in config["systems"]:
+        for tsv in sorted((bench / system / "reference").glob("iter*/label*.tsv")):
+            iteration, shard = tsv.parent.name, int(tsv.stem[5:])
+            configurations = str(results / system / "reference" / iteration / "configurations.extxyz")
+            frames = assign_shards(number_frames(read_extxyz(configurations, get_molecule(system), configurations)), config["reference"]["shards"])[shard]
+            label_units.append(float(sum(len(f.symbols) ** 3 for f in frames)))
+            label_cpu.append(cpu_time(tsv))
         train_cpu += [cpu_time(tsv) / config["mlip"]["training"]["steps"] for tsv in sorted((bench / system / "mlip").glob("iter*/train*.tsv"))]
         for kind, pattern, steps in (("explore", "mlip/iter*/explore.tsv", lambda t: work.explore_atom_steps(system, int(t.parent.name[4:]))),
                                      ("sampling", "sampling/batch*.tsv", lambda t: work.sampling_atom_steps(system, int(t.stem[5:])))):
@@ -77,10 +83,15 @@ def demo_units(demo: Path) -> dict:
             cdft_cpu += cpu_time(bench / system / "cdft" / "train.tsv")
         if (bench / system / "analysis" / "run.tsv").is_file():
             analysis_cpu.append(cpu_time(bench / system / "analysis" / "run.tsv"))
+    # labelling shard = overhead + a * sum(atoms^3): least squares over the shards
+    (overhead, per_atom3), *_ = np.linalg.lstsq(np.column_stack([np.ones(len(label_units)), label_units]), np.array(label_cpu), rcond=None)
+    method = config["reference"]["method"]
     size = deepmd_macs_per_atom(config["mlip"], neighbours_within_cutoff(config, "water"))
     steps, seconds = md["explore"][0] + md["sampling"][0], md["explore"][1] + md["sampling"][1]
     units = {
-        "scf": [],
+        "scf": [{"xc": method["xc"], "basis": method["basis"], "dispersion": method.get("dispersion"), "seconds_per_atom3": float(per_atom3), "device": "cpu",
+                 "measured_on": f"{len(label_cpu)} labelling jobs of {where}, water and CO2 clusters of 3-9 atoms: cpu_time = overhead + a sum(atoms^3), least squares"}],
+        "scf_job_overhead": {"seconds": max(float(overhead), 0.0), "measured_on": f"the same fit ({where})"},
         "deepmd_training": [{"macs_per_atom": size, "seconds_per_step": statistics.mean(train_cpu), "device": "cpu",
                              "measured_on": f"{len(train_cpu)} mlip_train jobs of {where} (demo model, 1 thread; cpu_time / steps, start-up and freeze included)"}],
         "deepmd_md": [{"macs_per_atom": size, "seconds_per_atom_step": seconds / steps, "device": "cpu",
@@ -132,26 +143,21 @@ def measure_scf(configfile: Path, system: str, sizes: list[int]) -> None:
 
 
 def scf_units(timings_file: Path) -> list[dict]:
-    """One cost entry per level in the timings: CPU s = a x atoms^p, p between the two largest clusters
-    measured (the sizes a production label is extrapolated towards), a through the largest."""
+    """One cost entry per level in the timings: a = CPU s / atoms^3 at the largest cluster measured."""
     levels: dict[tuple, list[dict]] = defaultdict(list)
     for line in timings_file.read_text().splitlines():
         record = json.loads(line)
         levels[(record["system"], json.dumps(record["method"], sort_keys=True))].append(record)
     entries = []
     for (system, _), records in levels.items():
-        method = records[0]["method"]
-        by_size: dict[int, list[float]] = defaultdict(list)
-        for r in records:
-            by_size[r["atoms"]].append(r["cpu_seconds"])
-        records = [{"atoms": n, "cpu_seconds": statistics.mean(by_size[n])} for n in sorted(by_size)]  # repeated sizes averaged
-        largest = records[-1]
-        exponent = np.log(largest["cpu_seconds"] / records[-2]["cpu_seconds"]) / np.log(largest["atoms"] / records[-2]["atoms"]) if len(records) > 1 else 3.0
+        records.sort(key=lambda r: r["atoms"])
+        method, largest = records[0]["method"], records[-1]
+        slope = np.polyfit(np.log([r["atoms"] for r in records]), np.log([r["cpu_seconds"] for r in records]), 1)[0] if len(records) > 1 else float("nan")
         sizes = ", ".join(f"{r['atoms']} atoms {r['cpu_seconds']:.1f} s" for r in records)
         entries.append({"xc": method["xc"], "basis": method["basis"], "dispersion": method.get("dispersion"),
-                        "prefactor_seconds": float(largest["cpu_seconds"] / largest["atoms"] ** exponent), "exponent": float(exponent), "device": "cpu",
-                        "measured_on": f"one {system} label per cluster size ({sizes}; CPU s, 1 thread, bench/plan_costs.py scf, bench/core_forces.py):"
-                                       f" s = a x atoms^p, p between the two largest"})
+                        "seconds_per_atom3": largest["cpu_seconds"] / largest["atoms"] ** 3, "device": "cpu",
+                        "measured_on": f"one {system} label per cluster size ({sizes}; CPU s, 1 thread, bench/plan_costs.py scf):"
+                                       f" a = s / atoms^3 at the largest; fitted exponent {slope:.2f}"})
     return entries
 
 

@@ -160,7 +160,7 @@ def test_truncated_learning_curve_names_the_member_folder(tmp_path):
     from liquidscale.mlip.training import read_lcurve
 
     rows = "".join(f"{step:7d}      3.29e+01      2.91e-01      1.04e+00    1.0e-03\n" for step in range(1, 11))
-    text = "# step       rmse_trn    rmse_e_trn   rmse_pf_trn   lr      \n# If there is no available reference data, rmse_*_{val,trn} will print nan\n" + rows
+    text = "# step       rmse_trn    rmse_e_trn    rmse_f_trn   lr      \n# If there is no available reference data, rmse_*_{val,trn} will print nan\n" + rows
     member = tmp_path / "iter000/model0"
     member.mkdir(parents=True)
     (member / "lcurve.out").write_text(text)
@@ -193,7 +193,5 @@ def test_truncated_exploration_stops_the_selection(tmp_path, name, fraction, dam
     assert symbols == list(WATER.symbols) * 2 and np.allclose(positions, frames) and np.allclose(cells, 9.0) and len(deviation) == 4
     truncate(explore / name, explore / name, fraction)
     settings = json.dumps(rule_settings(validate_config({"systems": ["water"]}), "water", "mlip", "select"))
-    (tmp_path / "metrics.json").write_text(json.dumps({"held_out_mean": {"bulk_force_rmse": 0.1}}))
-    result = liquidscale("mlip", "select", "--settings", settings, "--explore", explore, "--metrics", tmp_path / "metrics.json",
-                         "--out", tmp_path / "selected.extxyz", "--report", tmp_path / "selection.json")
+    result = liquidscale("mlip", "select", "--settings", settings, "--explore", explore, "--out", tmp_path / "selected.extxyz", "--report", tmp_path / "selection.json")
     assert_one_line_error(result, (explore / damaged) if damaged != "." else explore, "mlip_explore", explore)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from liquidscale.errors import UserError
-from liquidscale.molecules import CO2, WATER, cut_environment, get_molecule, group_molecules, is_dissociated, minimum_image
+from liquidscale.molecules import CO2, WATER, cut_cluster, get_molecule, group_molecules, is_dissociated, minimum_image
 
 
 def _random_rotation(rng):
@@ -81,14 +81,15 @@ def test_dissociation_detected():
     assert "not part of" in group_molecules(["O", "H", "C"], WATER.geometry(), WATER).reason
 
 
-def test_cut_environment_takes_whole_molecules_from_a_wrapped_shuffled_frame():
+def test_cut_cluster_returns_nearest_whole_molecules():
     rng = np.random.default_rng(2)
     symbols, positions, cell = _lattice_frame(WATER, 3, 3.0, rng)
     atom = symbols.index("H")
-    own = cut_environment(symbols, positions, WATER, atom, 0.5, 0.5, cell)
-    assert own.symbols == list(WATER.symbols) and own.core.all()  # its own molecule, nothing else within 0.5 Å
-    cut = cut_environment(symbols, positions, WATER, atom, 4.0, 2.0, cell)
-    grouping = group_molecules(cut.symbols, cut.positions, WATER)  # whole without any cell
+    cl_symbols, cl_xyz = cut_cluster(symbols, positions, WATER, atom, 7, cell)
+    assert cl_symbols == list(WATER.symbols) * 7
+    grouping = group_molecules(cl_symbols, cl_xyz, WATER)  # whole without any cell
     assert grouping.intact
-    assert np.linalg.norm(cut.positions, axis=1).min() == 0.0  # centred on the chosen atom
-    assert np.all(np.linalg.norm(cut.positions[grouping.members], axis=-1).min(axis=1) <= 4.0)
+    # the atom's own molecule plus its six lattice neighbours at 3 Å
+    centre_dist = np.sort(np.linalg.norm(cl_xyz[0::3], axis=1))
+    assert centre_dist[0] == pytest.approx(WATER.bond_length)
+    assert np.all(centre_dist[1:] < 3.0 + WATER.bond_length + 1e-9)

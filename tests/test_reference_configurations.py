@@ -85,20 +85,12 @@ def test_impossible_packing_is_a_user_error_naming_the_keys():
 def test_extxyz_input_is_accepted_appended_and_numbered(tmp_path):
     extra = tmp_path / "extra.extxyz"
     dimer = np.concatenate([WATER.geometry(), WATER.geometry() + [0.0, 0.0, 2.9]])
-    monomer = ase.Atoms("OH2", positions=WATER.geometry(), info={"source": "md:42"})
-    monomer.new_array("core", np.array([True, False, True]))
-    ase.io.write(extra, [ase.Atoms("OH2OH2", positions=dimer), monomer])
-    reference = {
-        "initial": dict(INITIAL, cluster_sizes=[1], frames_per_size=2),
-        "environment": {"radius": 3.0, "core_radius": 2.0, "bulk_frames": 1, "bulk_molecules": 16},
-        "liquid": {"density": 0.033, "min_separation": 2.6},
-        "extra_configurations": str(extra),
-    }
+    ase.io.write(extra, [ase.Atoms("OH2OH2", positions=dimer), ase.Atoms("OH2", positions=WATER.geometry(), info={"source": "md:42"})])
+    reference = {"initial": dict(INITIAL, cluster_sizes=[1], frames_per_size=2), "extra_configurations": str(extra)}
     frames = iteration0_configurations(WATER, reference, seed=5, extra=extra)
-    assert [f.info["frame"] for f in frames] == [0, 1, 2, 3, 4]
-    assert [f.info["source"] for f in frames] == ["cluster", "cluster", "bulk", "extra.extxyz:0", "md:42"]
-    np.testing.assert_allclose(frames[3].positions, dimer)
-    assert frames[3].complete and frames[4].core.tolist() == [True, False, True]  # a core mask is read from the 'core' column
+    assert [f.info["frame"] for f in frames] == [0, 1, 2, 3]
+    assert [f.info["source"] for f in frames] == ["cluster", "cluster", "extra.extxyz:0", "md:42"]
+    np.testing.assert_allclose(frames[2].positions, dimer)
 
 
 def test_extxyz_rejects_periodic_frames_and_foreign_elements(tmp_path):
@@ -114,19 +106,22 @@ def test_extxyz_rejects_periodic_frames_and_foreign_elements(tmp_path):
         read_extxyz(tmp_path / "missing.extxyz", WATER, "m")
 
 
-def test_action_settings_hold_only_what_each_action_reads(tmp_path):
-    from liquidscale.config import validate_config
-
-    (tmp_path / "co2.extxyz").write_text("")
-    config = validate_config({"systems": ["water", "co2"], "reference": {"initial": INITIAL, "extra_configurations": {"co2": "co2.extxyz"}, "threads": 4}}, base_dir=tmp_path)
+def test_action_settings_hold_only_what_each_action_reads():
+    config = {
+        "seed": 1,
+        "reference": {
+            "method": {"basis": "def2-SVP"},
+            "initial": INITIAL,
+            "extra_configurations": {"co2": "co2.extxyz"},
+            "shards": 2,
+            "use_gpu": False,
+            "threads": 4,
+            "mem_mb": 2000,
+            "runtime": 30,
+        },
+    }
     conf = action_settings(config, "water", "configurations")
-    assert set(conf["reference"]) == {"initial", "environment", "liquid", "extra_configurations"}
-    assert conf["reference"]["extra_configurations"] is None
-    environment = conf["reference"]["environment"]
-    assert environment["core_radius"] == config["mlip"]["descriptor"]["rcut"]  # null: the model's cutoff
-    assert environment["radius"] == environment["core_radius"] + environment["buffer"]
-    water = config["sampling"]["water"]
-    assert conf["reference"]["liquid"]["density"] == max(water["density_range"][1], water["slab_density"])  # the densest state sampled
+    assert conf["reference"] == {"initial": INITIAL, "extra_configurations": None}
     label = action_settings(config, "co2", "label")
     assert set(label["reference"]) == {"method", "shards", "use_gpu"}  # resources do not rerun labelling
     assert action_settings(config, "co2", "collect")["reference"]["extra_configurations"] == "co2.extxyz"

@@ -27,7 +27,6 @@ CONFIG = {
     "reference": {
         "method": {"xc": "HF", "basis": "sto-3g", "conv_tol": 1e-9},
         "initial": {"cluster_sizes": [1, 2], "frames_per_size": 2},
-        "environment": {"core_radius": 2.0, "buffer": 1.0, "bulk_frames": 1, "bulk_molecules": 16},
         "shards": 2,
     },
 }
@@ -46,9 +45,9 @@ def campaign(tmp_path_factory):
 def test_every_frame_is_labelled_or_failed(campaign):
     summary = pd.read_csv(campaign / "summary.csv")
     failures = pd.read_csv(campaign / "failures.csv")
-    assert list(summary["frame"]) == [0, 1, 2, 3, 4]
-    assert list(summary["source"]) == ["cluster"] * 4 + ["bulk"]
-    assert list(failures["frame"]) == [5] and failures["source"][0] == "radical"
+    assert list(summary["frame"]) == [0, 1, 2, 3]
+    assert list(summary["shard"]) == [0, 1, 0, 1]
+    assert list(failures["frame"]) == [4] and failures["source"][0] == "radical"
     assert "cannot build molecule" in failures["reason"][0]
     assert set(summary["scf_attempt"]) == {"diis"}
 
@@ -56,13 +55,11 @@ def test_every_frame_is_labelled_or_failed(campaign):
 def test_deepmd_npy_round_trips_the_labels(campaign):
     labels = read_labels(campaign / "labels.extxyz")
     summary = pd.read_csv(campaign / "summary.csv")
-    folders = sorted(p.parent for p in (campaign / "data").rglob("type.raw"))
-    bulk = summary.iloc[-1]
-    assert [str(p.relative_to(campaign / "data")) for p in folders] == sorted(["O1H2", "O2H4", bulk.data_folder])
-    assert bulk.data_folder == f"core/{bulk.formula}" and 0 < bulk.core_atoms < bulk.n_atoms
-    data = {str(p.relative_to(campaign / "data")): dpdata.LabeledSystem(str(p), fmt="deepmd/npy") for p in folders}
+    folders = sorted((campaign / "data").iterdir())
+    assert [p.name for p in folders] == ["O1H2", "O2H4"]
+    data = {p.name: dpdata.LabeledSystem(str(p), fmt="deepmd/npy") for p in folders}
     for atoms, row in zip(labels, summary.itertuples()):
-        system = data[row.data_folder]
+        system = data[row.formula]
         assert system["atom_names"] == ["O", "H"] and system.nopbc
         order = sort_by_type(atoms, ["O", "H"])
         i = row.index_in_data
@@ -71,8 +68,6 @@ def test_deepmd_npy_round_trips_the_labels(campaign):
         assert system["energies"][i] == pytest.approx(atoms.get_potential_energy(), abs=1e-9)
         assert row.energy_eV == pytest.approx(atoms.get_potential_energy(), abs=1e-9)
         assert [system["atom_names"][t] for t in system["atom_types"]] == sorted(atoms.get_chemical_symbols(), key=["O", "H"].index)
-        if row.source == "bulk":  # the core mask is DeePMD's per-atom force weight
-            np.testing.assert_array_equal(system["atom_pref"][i], atoms.arrays["core"][order].astype(float))
 
 
 def test_labels_equal_a_direct_calculation(campaign):
@@ -89,12 +84,12 @@ def test_labels_equal_a_direct_calculation(campaign):
 def test_configurations_feed_back_and_provenance(campaign):
     configurations = ase.io.read(campaign / "configurations.extxyz", index=":")
     labels = read_labels(campaign / "labels.extxyz")
-    assert len(configurations) == 6
+    assert len(configurations) == 5
     for conf, lab in zip(configurations, labels):
         np.testing.assert_array_equal(conf.get_positions(), lab.get_positions())
     record = json.loads((campaign / "provenance.json").read_text())
     assert record["method"]["basis"] == "sto-3g" and record["method"]["xc"] == "HF"
-    assert record["n_labelled"] == 5 and record["n_failed"] == 1
+    assert record["n_labelled"] == 4 and record["n_failed"] == 1
     assert record["packages"]["pyscf"] and record["packages"]["dpdata"]
     assert record["seeds"]["seed"] == validate_config(CONFIG)["seed"]
     assert len(record["config_hash"]) == 64 and "configurations" in record["upstream_hashes"]

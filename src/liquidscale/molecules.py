@@ -6,12 +6,6 @@ atom to its nearest centre (minimum image in periodic cells); that grouping cuts
 molecules out of a bulk frame and detects dissociated molecules (a centre with the wrong number of
 partners, or a bond stretched beyond a threshold).
 
-A cluster cut for reference labels (:func:`cut_environment`) keeps every whole molecule with an atom
-within a radius of the chosen atom, from the infinite periodic tiling of the frame, and marks its
-*core* atoms: those whose complete environment of radius ``core_radius`` (the model's cutoff) lies
-inside the cluster, i.e. every atom of the tiling within ``core_radius`` of a core atom belongs to a
-molecule that was cut in. Only core atoms see the environment they have in the liquid.
-
 Units: Å, degrees, atomic mass units. Only numpy is imported here, so every stage may use it.
 """
 
@@ -168,64 +162,28 @@ def whole_molecule_positions(positions: np.ndarray, members: np.ndarray, cell: n
     return centre + minimum_image(positions[members] - centre, cell)
 
 
-@dataclass(frozen=True)
-class Environment:
-    """Whole molecules cut around one atom: positions centred on it and which atoms are core."""
-
-    symbols: list[str]
-    positions: np.ndarray  # (n, 3) Å, molecules in order of their closest atom's distance to the chosen atom
-    core: np.ndarray  # (n,) bool: every atom within core_radius of it belongs to the cluster
-
-
-def periodic_images(cell: np.ndarray | None, reach: float) -> np.ndarray:
-    """Lattice translations (k, 3) that bring every image within ``reach`` Å of a point of the home cell (|fractional| <= 1/2).
-
-    Just the zero translation without a cell."""
-    if cell is None:
-        return np.zeros((1, 3))
-    cell = np.asarray(cell, dtype=float)
-    volume = abs(np.linalg.det(cell))
-    widths = [volume / np.linalg.norm(np.cross(cell[(k + 1) % 3], cell[(k + 2) % 3])) for k in range(3)]
-    counts = [int(np.ceil(reach / w + 0.5)) for w in widths]
-    grid = np.stack(np.meshgrid(*[np.arange(-n, n + 1) for n in counts], indexing="ij"), axis=-1).reshape(-1, 3)
-    return grid @ cell
-
-
-def cut_environment(
+def cut_cluster(
     symbols: Sequence[str],
     positions: np.ndarray,
     molecule: Molecule,
     around_atom: int,
-    radius: float,
-    core_radius: float,
+    n_molecules: int,
     cell: np.ndarray | None = None,
-) -> Environment:
-    """Every whole molecule (of the periodic tiling when ``cell`` is given) with an atom within ``radius``
-    of atom ``around_atom``, and its core mask (see the module docstring).
+) -> tuple[list[str], np.ndarray]:
+    """The ``n_molecules`` whole molecules nearest to atom ``around_atom`` (by centre distance), made
+    whole across periodic boundaries and centred on that atom; atoms in template order per molecule.
 
-    The chosen atom is always core when ``radius >= core_radius``. A box smaller than the cut sphere is
-    fine: the molecules' periodic images are cut as separate molecules, as in the infinite liquid.
+    Used to turn a bulk MD frame into a finite cluster a molecular QM code can label.
     """
     grouping = group_molecules(symbols, positions, molecule, cell)
     if not grouping.intact:
         raise ValueError(f"cannot cut a cluster from a frame with broken molecules: {grouping.reason}")
+    if not 1 <= n_molecules <= len(grouping.members):
+        raise ValueError(f"n_molecules={n_molecules} must be between 1 and {len(grouping.members)}")
     positions = np.asarray(positions, dtype=float)
     whole = whole_molecule_positions(positions, grouping.members, cell)
     origin = positions[around_atom]
-    home = whole + (minimum_image(whole[:, 0, :] - origin, cell) - (whole[:, 0, :] - origin))[:, None, :] - origin
-    extent = float(np.linalg.norm(home - home[:, :1, :], axis=-1).max())
-    shifts = periodic_images(cell, radius + core_radius + 2 * extent)
-    tiled = (home[None, :, :, :] + shifts[:, None, None, :]).reshape(-1, 3, 3)  # (images x molecules, 3, 3)
-    closest = np.linalg.norm(tiled, axis=-1).min(axis=1)
-    # only molecules that can hold an atom within core_radius of a cut-in atom matter for the mask
-    near = np.flatnonzero(closest <= radius + core_radius + extent)
-    near = near[np.argsort(closest[near], kind="stable")]
-    tiled, inside = tiled[near], closest[near] <= radius
-    cluster = tiled[inside].reshape(-1, 3)
-    outside = tiled[~inside].reshape(-1, 3)
-    if len(outside):
-        nearest_outside = np.linalg.norm(cluster[:, None, :] - outside[None, :, :], axis=-1).min(axis=1)
-        core = nearest_outside > core_radius
-    else:
-        core = np.ones(len(cluster), dtype=bool)
-    return Environment(list(molecule.symbols) * int(inside.sum()), cluster, core)
+    shift = minimum_image(whole[:, 0, :] - origin, cell) - (whole[:, 0, :] - origin)
+    whole = whole + shift[:, None, :] - origin
+    order = np.argsort(np.linalg.norm(whole[:, 0, :], axis=1), kind="stable")[:n_molecules]
+    return list(molecule.symbols) * n_molecules, whole[order].reshape(-1, 3)

@@ -29,7 +29,6 @@ SNAKEFILE = REPO / "Snakefile"
 DEFAULT_CONFIGFILE = REPO / "config" / "config.yaml"
 COSTS = Path(__file__).resolve().parent / "data" / "costs.yaml"
 ATOMS_PER_MOLECULE = {"water": 3, "co2": 3, "lj": 1}
-ENVIRONMENTS_SIZED = 8  # bulk-like environments cut to size the clusters later iterations select
 # rule -> stage it belongs to in the plan's totals (rules not listed: the stage is the rule's prefix)
 STAGE_OF_RULE = {"mlip_feed_reference": "mlip", "profiles_aggregate": "profiles", "cdft_reference_fluid_profiles": "profiles", "all": "target"}
 STAGES = ("reference", "mlip", "sampling", "profiles", "cdft", "analysis", "coexistence")
@@ -167,15 +166,14 @@ def sized_rate(entries: Sequence[Mapping[str, Any]], key: str, size: float, devi
     return Rate(values[k] * size / sizes[k], wanted, f"{what} scaled x{size / sizes[k]:.3g} by size ({size:.3g} vs {sizes[k]:.3g} {size_key}) from {wanted} measurement: {points[k]['measured_on']}")
 
 
-def scf_rate(costs: Mapping[str, Any], method: Mapping[str, Any]) -> tuple[Rate, float] | None:
-    """The rate of one label at this level (xc, basis, dispersion): CPU seconds = rate x atoms^exponent;
-    None if never measured."""
+def scf_rate(costs: Mapping[str, Any], method: Mapping[str, Any]) -> Rate | None:
+    """Seconds per atom^3 of one label at this level (xc, basis, dispersion); None if never measured."""
     def same(entry):
         return (entry["xc"].lower(), entry["basis"].lower(), entry.get("dispersion")) == (method["xc"].lower(), method["basis"].lower(), method.get("dispersion"))
 
     for entry in costs["units"].get("scf", []):
         if same(entry):
-            return Rate(entry["prefactor_seconds"], entry.get("device", "cpu"), f"{entry['xc']}/{entry['basis']} labels: {entry['measured_on']}"), entry["exponent"]
+            return Rate(entry["seconds_per_atom3"], entry.get("device", "cpu"), f"{entry['xc']}/{entry['basis']} labels: {entry['measured_on']}")
     return None
 
 
@@ -193,9 +191,8 @@ class Workload:
         return self._cache[key]
 
     def label_atoms(self, system: str, iteration: int, shard: int) -> list[int]:
-        """Atoms per frame of one labelling shard. Iteration 0: the actual clusters, bulk-like environments and
-        extra frames; later iterations: the most the selection can send (max_candidates clusters the size of
-        the bulk-like environments, which are cut the same way)."""
+        """Atoms per frame of one labelling shard. Iteration 0: the actual clusters (and extra frames);
+        later iterations: the most the selection can send (max_candidates clusters of max_cluster_molecules)."""
         return self._cached(("shards", system, min(iteration, 1)), lambda: self._shard_atoms(system, iteration))[shard]
 
     def _shard_atoms(self, system: str, iteration: int) -> list[list[int]]:
@@ -203,19 +200,17 @@ class Workload:
         import numpy as np
 
         from .molecules import get_molecule
-        from .reference import action_settings
-        from .reference.configurations import Frame, assign_shards, bulk_environments, iteration0_configurations
+        from .reference.configurations import Frame, assign_shards, iteration0_configurations
 
-        reference = action_settings(self.config, system, "configurations")["reference"]
-        molecule = get_molecule(system)
+        reference = self.config["reference"]
         if iteration == 0:
-            frames = iteration0_configurations(molecule, reference, self.config["seed"], reference["extra_configurations"])
+            extra = (reference.get("extra_configurations") or {}).get(system)
+            frames = iteration0_configurations(get_molecule(system), reference, self.config["seed"], extra)
         else:
-            environment = {**reference["environment"], "bulk_frames": ENVIRONMENTS_SIZED}
-            sizes = [len(f.symbols) for f in bulk_environments(molecule, environment, reference["liquid"], self.config["seed"])]
-            n_atoms = round(float(np.mean(sizes)))
-            frames = [Frame(["X"] * n_atoms, np.zeros((n_atoms, 3))) for _ in range(self.config["mlip"]["select"]["max_candidates"])]
-        return [[len(f.symbols) for f in shard] for shard in assign_shards(frames, self.config["reference"]["shards"])]
+            select = self.config["mlip"]["select"]
+            n_atoms = select["max_cluster_molecules"] * ATOMS_PER_MOLECULE[system]
+            frames = [Frame(["X"] * n_atoms, np.zeros((n_atoms, 3))) for _ in range(select["max_candidates"])]
+        return [[len(f.symbols) for f in shard] for shard in assign_shards(frames, reference["shards"])]
 
     def explore_atom_steps(self, system: str, iteration: int) -> float:
         """Replicas (the workflow's own state points) x atoms x steps, plus the ensemble's evaluation of the saved frames."""
@@ -299,11 +294,7 @@ def job_cost(job: Job, work: Workload, costs: Mapping[str, Any]) -> Cost:
 
     if job.rule == "reference_label":
         atoms = work.label_atoms(system, int(job.wildcards["iteration"]), int(job.wildcards["shard"]))
-        measured = scf_rate(costs, config["reference"]["method"])
-        if measured is None:
-            return priced(0.0, None)
-        rate, exponent = measured
-        return priced(sum(n**exponent for n in atoms), rate)
+        return priced(sum(n**3 for n in atoms), scf_rate(costs, config["reference"]["method"]), units.get("scf_job_overhead", {}).get("seconds", 0.0))
     if job.rule in ("mlip_train", "mlip_explore", "sampling_batch", "coexistence_slabs") and system in ("water", "co2"):
         size = deepmd_macs_per_atom(config["mlip"], neighbours_within_cutoff(config, system))
         if job.rule == "mlip_train":
@@ -380,7 +371,7 @@ ASSUMPTIONS = [
     "job counts: Snakemake's dry run of a fresh campaign with this config",
     "core-hours: one-core CPU rates (cpu_time of the measured jobs), assumed to scale with a job's threads",
     "GPU jobs without a measured GPU rate are costed at the CPU rate in their own column, not as GPU-hours",
-    "labelling beyond iteration 0 and cDFT training (max_epochs) are upper bounds; SCF cost scales as atoms^exponent, the exponent measured between the two largest clusters of that level",
+    "labelling beyond iteration 0 and cDFT training (max_epochs) are upper bounds; SCF cost scales as atoms^3 from the measured sizes",
 ]
 
 

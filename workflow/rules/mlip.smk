@@ -1,6 +1,5 @@
 # Concurrent learning of DeePMD potentials (water, CO2): per iteration, gather labels -> train an ensemble
-# -> test (clusters, and core atoms of held-out bulk environments) -> explore -> select clusters with
-# complete environments unless converged -> (reference stage labels them as the next iteration).
+# -> test -> explore -> select clusters -> (reference stage labels them as the next iteration).
 # Iterations are a wildcard level with a static DAG: every selection writes one (possibly empty) extxyz.
 # Raising mlip.iterations adds iterations; finished ones keep their params (see liquidscale.mlip.settings).
 
@@ -101,8 +100,7 @@ rule mlip_explore:
 
 rule mlip_select:
     input:
-        explore="results/{system}/mlip/iter{iteration}/explore",
-        metrics="results/{system}/mlip/iter{iteration}/metrics.json",
+        "results/{system}/mlip/iter{iteration}/explore",
     output:
         selected="results/{system}/mlip/iter{iteration}/selected.extxyz",
         report="results/{system}/mlip/iter{iteration}/selection.json",
@@ -117,7 +115,7 @@ rule mlip_select:
         runtime=20,
         cpus_per_task=1,
     shell:
-        "liquidscale mlip select --settings {params.settings:q} --iteration {wildcards.iteration} --explore {input.explore} --metrics {input.metrics}"
+        "liquidscale mlip select --settings {params.settings:q} --iteration {wildcards.iteration} --explore {input}"
         " --out {output.selected} --report {output.report} > {log} 2>&1"
 
 

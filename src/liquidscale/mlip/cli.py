@@ -42,7 +42,6 @@ def register(subparsers) -> None:
     sub.add_argument("--models", nargs="+", required=True, help="member folders of this iteration (each with model.pth)")
     sub = action("select", "classify explored frames, cut and pick clusters for the reference stage", _select)
     sub.add_argument("--explore", required=True, help="this iteration's exploration folder")
-    sub.add_argument("--metrics", required=True, help="this iteration's metrics.json (its bulk force RMSE is half of the stop rule)")
     sub.add_argument("--report", required=True, help="selection report JSON")
     sub = action("final", "collect the last iteration's models, metadata and convergence figure", _final)
     sub.add_argument("--iterations", nargs="+", required=True, help="mlip/iter{k} folders, k = 0..last in order")
@@ -145,10 +144,6 @@ def _test(args) -> None:
     summary = read_json(Path(args.data) / "summary.json")
     data.check_folders(test_dir, summary["type_map"], "mlip_data", args.data)
     members = []
-    bulk_dir = Path(args.data) / "test_bulk"
-    data.check_folders(bulk_dir, summary["type_map"], "mlip_data", args.data)
-    _set_threads(args.threads)
-    members = []
     for folder in map(Path, args.models):
         with tempfile.TemporaryDirectory() as workdir:
             held_out = training.dp_test(folder / "model.pth", test_dir, Path(workdir), args.threads)
@@ -157,18 +152,16 @@ def _test(args) -> None:
             {
                 "model": folder.name,
                 "held_out": held_out,
-                "held_out_bulk": training.core_force_rmse(folder / "model.pth", bulk_dir, summary["type_map"]),
-                "train_final": {"energy_rmse_per_atom": last_finite(curve["rmse_e_trn"]), "force_rmse": last_finite(curve[training.FORCE_COLUMN])},
+                "train_final": {"energy_rmse_per_atom": float(curve["rmse_e_trn"][-1]), "force_rmse": float(curve["rmse_f_trn"][-1])},
                 "seed": read_json(folder / "member.json")["seed"],
             }
         )
     mean = {key: float(np.mean([m["held_out"][key] for m in members])) for key in ("energy_rmse_per_atom", "force_rmse")}
-    mean["bulk_force_rmse"] = float(np.mean([m["held_out_bulk"]["force_rmse"] for m in members]))
     metrics = {
         "system": settings["system"],
         "iteration": args.iteration,
         "frames": summary["frames"],
-        "units": {"energy_rmse_per_atom": "eV/atom", "force_rmse": "eV/Å", "bulk_force_rmse": "eV/Å (core atoms of held-out bulk environments)"},
+        "units": {"energy_rmse_per_atom": "eV/atom", "force_rmse": "eV/Å"},
         "held_out_mean": mean,
         "members": members,
         "provenance": provenance(settings, inputs={"data": Path(args.data) / "summary.json"}),
@@ -176,14 +169,6 @@ def _test(args) -> None:
     write_json(args.out, metrics)
     curves = [training.read_lcurve(Path(folder) / "lcurve.out") for folder in args.models]
     training.plot_learning_curves(curves, Path(args.figure), f"{settings['system']} iteration {args.iteration}")
-
-
-def last_finite(values) -> float:
-    """The last finite entry of a learning-curve column (a batch of core-labelled clusters has no energy: NaN)."""
-    import numpy as np
-
-    finite = np.asarray(values)[np.isfinite(values)]
-    return float(finite[-1]) if len(finite) else float("nan")
 
 
 def _explore(args) -> None:
@@ -232,7 +217,7 @@ def _set_threads(threads: int) -> None:
 
 
 def _select(args) -> None:
-    from ..io import provenance, read_json, write_json
+    from ..io import atomic_path, provenance, read_json, write_json
     from ..molecules import get_molecule
     from . import exploration, selection
 
@@ -240,11 +225,9 @@ def _select(args) -> None:
     molecule = get_molecule(settings["system"])
     symbols, frames, cells, deviation, atom = exploration.read_exploration(args.explore)
     missing = read_json(Path(args.explore) / "explore.json")["missing_frames"]
-    bulk_force_rmse = read_json(args.metrics)["held_out_mean"]["bulk_force_rmse"]
-    clusters, report = selection.select_clusters(
-        symbols, frames, cells, deviation, atom, molecule, settings["mlip"]["select"], settings["environment"], bulk_force_rmse, missing
-    )
-    selection.write_clusters(args.out, clusters, settings["system"], args.iteration)
+    clusters, report = selection.select_clusters(symbols, frames, cells, deviation, atom, molecule, settings["mlip"]["select"], missing)
+    with atomic_path(args.out) as tmp:
+        selection.write_clusters(tmp, clusters, settings["system"], args.iteration)
     report.update(
         system=settings["system"],
         iteration=args.iteration,
@@ -252,7 +235,6 @@ def _select(args) -> None:
         trust_hi=settings["mlip"]["select"]["trust_hi"],
         selected_deviation=[c.deviation for c in clusters],
         selected_molecules=[len(c.symbols) // len(molecule.symbols) for c in clusters],
-        selected_core_atoms=[int(c.core.sum()) for c in clusters],
         provenance=provenance(settings, inputs={"model_devi": Path(args.explore) / "model_devi.csv"}),
     )
     write_json(args.report, report)

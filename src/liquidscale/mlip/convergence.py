@@ -2,30 +2,18 @@
 
 Read it like DP-GEN's record: the accurate fraction should rise towards 1 and the candidate and
 failed fractions fall as iterations add the selected clusters; the held-out force RMSE should stay
-flat or fall even though later test sets include harder, explored configurations. The bulk force
-RMSE (core atoms of held-out clusters cut from the liquid) is the error the sampling stage's MD
-actually sees; the loop stops only when it, too, is small (:func:`converged`).
+flat or fall even though later test sets include harder, explored configurations.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..io import atomic_path, read_json
 
-COLUMNS = ("iteration", "train_frames", "test_frames", "bulk_test_frames", "energy_rmse_per_atom", "force_rmse", "bulk_force_rmse",
-           "accurate", "candidate", "failed", "selected", "converged")
-
-
-def converged(accurate_fraction: float, bulk_force_rmse: float, select: Mapping[str, Any]) -> bool:
-    """The stop rule: enough explored frames are accurate (DP-GEN's criterion) and the held-out bulk force
-    RMSE meets ``converged_bulk_force_rmse`` (null: ``trust_lo``). An unmeasured (NaN) bulk RMSE is not met:
-    agreement between ensemble members trained on the same data does not show accuracy in the liquid."""
-    bound = select["converged_bulk_force_rmse"] if select["converged_bulk_force_rmse"] is not None else select["trust_lo"]
-    return bool(accurate_fraction >= select["converged_accurate_fraction"] and not math.isnan(bulk_force_rmse) and bulk_force_rmse <= bound)
+COLUMNS = ("iteration", "train_frames", "test_frames", "energy_rmse_per_atom", "force_rmse", "accurate", "candidate", "failed", "selected", "converged")
 
 
 def history(iterations: Sequence[Path]) -> list[dict[str, Any]]:
@@ -39,7 +27,6 @@ def history(iterations: Sequence[Path]) -> list[dict[str, Any]]:
                 "iteration": k,
                 "train_frames": metrics["frames"]["train"],
                 "test_frames": metrics["frames"]["test"],
-                "bulk_test_frames": metrics["frames"]["test_bulk"],
                 **metrics["held_out_mean"],
                 **{key: selection[key] for key in ("accurate", "candidate", "failed", "selected", "converged")},
             }
@@ -61,17 +48,14 @@ def plot(rows: Sequence[Mapping[str, Any]], path: Path, system: str) -> None:
 
 
 def figure(rows: Sequence[Mapping[str, Any]], system: str):
-    """Held-out force RMSE (clusters, and core atoms of bulk environments) and the accurate / candidate /
-    failed fractions against iteration."""
+    """Held-out force RMSE and the accurate / candidate / failed fractions against iteration."""
     from ..plotting import integer_ticks, legend_beside, new_figure
 
     it = [r["iteration"] for r in rows]
     fig, (rmse, fractions) = new_figure(2, panel_size=(3.8, 3.0), legend_width=1.2)
     fig.suptitle(f"{system}: concurrent learning")
-    rmse.plot(it, [r["force_rmse"] for r in rows], "C0o-", label="clusters")
-    rmse.plot(it, [r["bulk_force_rmse"] for r in rows], "C4s-", label="bulk (core atoms)")
+    rmse.plot(it, [r["force_rmse"] for r in rows], "C0o-")
     rmse.set(xlabel="iteration", ylabel="held-out force RMSE [eV/Å]\n(ensemble mean)")
-    rmse.legend(fontsize="small")
     for key, colour in (("accurate", "C2"), ("candidate", "C1"), ("failed", "C3")):
         fractions.plot(it, [r[key] for r in rows], "o-", color=colour, label=key)
     fractions.set(xlabel="iteration", ylabel="fraction of explored frames\n(dimensionless)", ylim=(-0.02, 1.02))

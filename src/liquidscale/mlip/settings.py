@@ -3,8 +3,7 @@
 Snakemake reruns a job when its params change, so each action sees just its part of the ``mlip``
 section: changing a trust level reselects without retraining, and raising ``mlip.iterations`` adds
 iterations without touching the finished ones. Exploration must span what the sampling stage
-samples, so the sampling stage's ``potentials`` and ``<system>`` block travel with it. Selection cuts
-clusters as the reference stage cuts its bulk-like ones, so ``reference.environment`` travels with it.
+samples, so the sampling stage's ``potentials`` and ``<system>`` block travel with it.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..config import stage_settings
-from ..reference import environment_settings
 
 # action -> keys of the ``mlip`` section it reads
 PARTS: dict[str, tuple[str, ...]] = {
@@ -33,6 +31,4 @@ def rule_settings(config: Mapping[str, Any], system: str, action: str) -> dict[s
     if action in ("data", "explore"):
         sampling = config["sampling"]
         settings["sampling"] = {"potentials": sampling["potentials"], system: sampling[system]}
-    if action == "select":
-        settings["environment"] = environment_settings(config)
     return settings

@@ -1,11 +1,7 @@
 """Train, freeze and test one ensemble member with DeePMD-kit's PyTorch backend (``dp --pt ...``).
 
 The training input is generated from the ``mlip`` config section; the members of an ensemble share
-everything but their seeds. Forces enter DeePMD's loss through its per-atom weighted term
-(``start_pref_pf``/``limit_pref_pf`` with the plain force term off): a system's ``atom_pref.npy``
-weights each atom (1 core, 0 the edge of a cluster with core labels); the mlip data step gives every
-other training system weights of 1, the plain force loss (DeePMD 3.2's ``use_default_pf`` fallback
-fails on mixed systems, and a system without the file would silently lose its forces). ``dp --pt test`` on the held-out frames gives the metrics (energy RMSE
+everything but their seeds. ``dp --pt test`` on the held-out frames gives the metrics (energy RMSE
 per atom, force RMSE), read from its log's weighted average, so they are exactly what DeePMD reports.
 """
 
@@ -26,9 +22,6 @@ import numpy as np
 from ..errors import UserError, damaged_input
 
 log = logging.getLogger(__name__)
-
-# lcurve.out column of the training force RMSE: the weighted force term's (see the module docstring)
-FORCE_COLUMN = "rmse_pf_trn"
 
 # DeePMD checkpoints per training (its save_freq): a killed job loses at most 1/20 of its steps on retry
 CHECKPOINTS_PER_TRAINING = 20
@@ -75,9 +68,6 @@ def training_input(
 ) -> dict[str, Any]:
     """A complete ``dp --pt train`` input; only ``seed`` differs between ensemble members."""
     training = mlip["training"]
-    for key in ("start_pref_f", "limit_pref_f"):
-        if training[key] == 0:  # DeePMD switches the (weighted) force term off unless both are non-zero
-            raise UserError(f"config key 'mlip.training.{key}': must be above 0 (forces are the labels of clusters with core atoms)")
     if training["decay_steps"] > training["steps"]:
         raise UserError(f"config key 'mlip.training.decay_steps': {training['decay_steps']} exceeds mlip.training.steps {training['steps']}")
     return {
@@ -96,10 +86,8 @@ def training_input(
             "type": "ener",
             "start_pref_e": training["start_pref_e"],
             "limit_pref_e": training["limit_pref_e"],
-            "start_pref_f": 0.0,
-            "limit_pref_f": 0.0,
-            "start_pref_pf": training["start_pref_f"],
-            "limit_pref_pf": training["limit_pref_f"],
+            "start_pref_f": training["start_pref_f"],
+            "limit_pref_f": training["limit_pref_f"],
             "start_pref_v": 0.0,
             "limit_pref_v": 0.0,
         },
@@ -237,23 +225,6 @@ def dp_test(model: Path, test_dir: Path, workdir: Path, threads: int) -> dict[st
     return parse_dp_test_log(log.read_text())
 
 
-def core_force_rmse(model: Path, test_dir: Path, type_map: Sequence[str]) -> dict[str, float]:
-    """Force RMSE (eV/Å, over components, as dp test reports it) of ``model`` on the core atoms
-    (``atom_pref`` 1) of every frame below ``test_dir``: the error where the labels are the liquid's.
-    NaN when nothing is held out there."""
-    from .data import load_frames, system_folders
-    from .deepmd_potential import DeepMDPotential
-
-    squared, components, frames = 0.0, 0.0, 0
-    for folder in system_folders([test_dir]) if test_dir.is_dir() else []:
-        held_out = load_frames(folder, type_map, "mlip_data", test_dir.parent)
-        predicted = DeepMDPotential(model, [type_map[t] for t in held_out.atom_types])(held_out.coords)[1].cpu().numpy()
-        squared += float((held_out.atom_pref[..., None] * (predicted - held_out.forces) ** 2).sum())
-        components += 3.0 * float(held_out.atom_pref.sum())
-        frames += len(held_out.coords)
-    return {"force_rmse": float(np.sqrt(squared / components)) if components else float("nan"), "frames": frames}
-
-
 def read_lcurve(path: Path) -> dict[str, np.ndarray]:
     """Columns of DeePMD's ``lcurve.out`` by their header names (step, rmse_e_trn, rmse_f_trn, lr, ...)."""
     try:
@@ -280,16 +251,15 @@ def plot_learning_curves(curves: Sequence[Mapping[str, np.ndarray]], path: Path,
 
 
 def learning_curves_figure(curves: Sequence[Mapping[str, np.ndarray]], title: str):
-    """Training energy and force RMSE against step for every ensemble member (log scale); the force RMSE is
-    DeePMD's weighted one (``rmse_pf_trn``: edge atoms of clusters with core labels weigh 0)."""
+    """Training energy and force RMSE against step for every ensemble member (log scale)."""
     from ..plotting import legend_beside, new_figure
 
     fig, (energy, force) = new_figure(2, panel_size=(3.8, 3.0), legend_width=0.8)
     fig.suptitle(f"{title}: DeePMD training curves of the ensemble")
     for member, curve in enumerate(curves):
         energy.semilogy(curve["step"], curve["rmse_e_trn"], color=f"C{member}", label=f"model {member}")
-        force.semilogy(curve["step"], curve[FORCE_COLUMN], color=f"C{member}", label=f"model {member}")
+        force.semilogy(curve["step"], curve["rmse_f_trn"], color=f"C{member}", label=f"model {member}")
     energy.set(xlabel="training step", ylabel="training energy RMSE\nper atom [eV]")
-    force.set(xlabel="training step", ylabel="training force RMSE [eV/Å]\n(core-weighted)")
+    force.set(xlabel="training step", ylabel="training force RMSE [eV/Å]")
     legend_beside(force)
     return fig

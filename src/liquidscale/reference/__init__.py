@@ -12,27 +12,10 @@ from typing import Any
 
 # reference-section keys each action reads; the job resources (threads, mem_mb, runtime) are not among them.
 ACTION_KEYS: dict[str, tuple[str, ...]] = {
-    "configurations": ("initial", "environment", "liquid", "extra_configurations"),
+    "configurations": ("initial", "extra_configurations"),
     "label": ("method", "shards", "use_gpu"),
-    "collect": ("initial", "environment", "liquid", "extra_configurations", "method", "shards", "use_gpu"),
+    "collect": ("initial", "extra_configurations", "method", "shards", "use_gpu"),
 }
-
-
-def environment_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """``reference.environment`` with ``core_radius`` resolved (null: the model's ``mlip.descriptor.rcut``)
-    and the cut ``radius`` = core_radius + buffer added: what cutting a cluster with core labels reads."""
-    environment = dict(config["reference"]["environment"])
-    if environment["core_radius"] is None:
-        environment["core_radius"] = config["mlip"]["descriptor"]["rcut"]
-    environment["radius"] = environment["core_radius"] + environment["buffer"]
-    return environment
-
-
-def liquid_state(config: Mapping[str, Any], system: str) -> dict[str, float]:
-    """The densest state the sampling stage starts runs at, and its packing distance: the bulk-like frames' liquid."""
-    from ..mlip.exploration import densest
-
-    return {"density": densest(config["sampling"], system), "min_separation": config["sampling"][system]["min_separation"]}
 
 
 def action_settings(config: Mapping[str, Any], system: str, action: str) -> dict[str, Any]:
@@ -40,8 +23,6 @@ def action_settings(config: Mapping[str, Any], system: str, action: str) -> dict
     reference = dict(config["reference"])
     # only this system's extra file: another system's file must not rerun this one
     reference["extra_configurations"] = (reference.get("extra_configurations") or {}).get(system)
-    reference["environment"] = environment_settings(config)
-    reference["liquid"] = liquid_state(config, system)
     return {
         "system": system,
         "seed": config["seed"],

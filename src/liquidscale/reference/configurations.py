@@ -1,4 +1,4 @@
-"""Configurations to label: random molecular clusters, bulk-like environments, and frames read from extxyz files.
+"""Configurations to label: random molecular clusters, and frames read from extxyz files.
 
 A cluster of n molecules fills a sphere whose volume matches the configured molecular number
 density; each molecule gets a uniformly random centre of mass in the sphere, a uniformly random
@@ -6,11 +6,6 @@ orientation and a thermally distorted geometry (Gaussian bond-length and bond-an
 molecule whose atoms come closer than ``min_distance`` to another molecule's atoms is redrawn, so
 clusters never overlap. Everything is drawn from one generator seeded by the config seed and the
 system name, so the same config always gives the same clusters.
-
-A bulk-like frame is a periodic box of molecules packed at the densest state the sampling stage
-visits (random sequential insertion, as the sampling stage starts its runs), from which the whole
-molecules within ``core_radius + buffer`` of a random centre atom are cut
-(:func:`liquidscale.molecules.cut_environment`); its core atoms carry labels of the liquid.
 """
 
 from __future__ import annotations
@@ -25,29 +20,18 @@ import numpy as np
 
 from ..errors import UserError
 from ..io import atomic_path
-from ..molecules import Molecule, cut_environment
+from ..molecules import Molecule
 
 MAX_PLACEMENT_TRIES = 2000
-CORE = "core"  # per-atom extxyz column: True where the atom's whole cutoff environment is in the frame
 
 
 @dataclass
 class Frame:
-    """One finite configuration: element symbols, positions in Å, free-form metadata and the core mask.
-
-    ``core`` marks atoms whose whole model-cutoff environment is in the frame (see
-    :func:`liquidscale.molecules.cut_environment`); None means all of them (a complete gas-phase cluster).
-    """
+    """One finite configuration: element symbols, positions in Å and free-form metadata."""
 
     symbols: list[str]
     positions: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
-    core: np.ndarray | None = None
-
-    @property
-    def complete(self) -> bool:
-        """True when every atom is core: the frame's energy and all its forces are labels."""
-        return self.core is None or bool(np.all(self.core))
 
 
 def system_stream(system: str) -> int:
@@ -128,26 +112,6 @@ def initial_clusters(molecule: Molecule, initial: Mapping[str, Any], seed: int) 
     return frames
 
 
-def bulk_environments(molecule: Molecule, environment: Mapping[str, Any], liquid: Mapping[str, float], seed: int) -> list[Frame]:
-    """``environment['bulk_frames']`` clusters cut from periodic boxes of ``environment['bulk_molecules']``
-    molecules at ``liquid['density']``, around a random centre atom each; reproducible from ``seed``."""
-    from ..sampling.initial import place_molecules
-
-    rng = np.random.default_rng(np.random.SeedSequence([seed, system_stream(molecule.name), zlib.crc32(b"bulk")]))
-    n = environment["bulk_molecules"]
-    box = np.full(3, (n / liquid["density"]) ** (1.0 / 3.0))
-    template = molecule.geometry() - molecule.geometry()[0]
-    symbols = list(molecule.symbols) * n
-    frames = []
-    for _ in range(environment["bulk_frames"]):
-        positions = place_molecules(template, n, box, rng, liquid["min_separation"])
-        centre = 3 * int(rng.integers(n))
-        cut = cut_environment(symbols, positions, molecule, centre, environment["radius"], environment["core_radius"], np.diag(box))
-        info = {"source": "bulk", "n_molecules": len(cut.symbols) // 3, "core_atoms": int(cut.core.sum())}
-        frames.append(Frame(cut.symbols, cut.positions, info, cut.core))
-    return frames
-
-
 def read_extxyz(path: str | Path, molecule: Molecule, source: str) -> list[Frame]:
     """Finite frames from an extxyz file; a periodic frame or a foreign element is a UserError."""
     import ase.io
@@ -170,12 +134,11 @@ def read_extxyz(path: str | Path, molecule: Molecule, source: str) -> list[Frame
         if atoms.pbc.any():
             raise UserError(
                 f"{path}: frame {i} is periodic; the reference stage labels finite clusters "
-                "(cut them from bulk frames with liquidscale.molecules.cut_environment)"
+                "(cut them from bulk frames with liquidscale.molecules.cut_cluster)"
             )
         info = {k: v for k, v in atoms.info.items() if isinstance(v, (str, int, float))}
         info.setdefault("source", f"{source}:{i}")
-        core = atoms.arrays.get(CORE)
-        frames.append(Frame(symbols, atoms.get_positions(), info, None if core is None else np.asarray(core, dtype=bool)))
+        frames.append(Frame(symbols, atoms.get_positions(), info))
     return frames
 
 
@@ -187,16 +150,9 @@ def number_frames(frames: list[Frame]) -> list[Frame]:
 
 
 def frames_to_atoms(frames: list[Frame]):
-    """ase Atoms of the frames; a frame with non-core atoms carries its mask as the per-atom array ``core``."""
     import ase
 
-    atoms_list = []
-    for f in frames:
-        atoms = ase.Atoms(symbols=f.symbols, positions=f.positions, info=dict(f.info), pbc=False)
-        if not f.complete:
-            atoms.new_array(CORE, np.asarray(f.core, dtype=bool))
-        atoms_list.append(atoms)
-    return atoms_list
+    return [ase.Atoms(symbols=f.symbols, positions=f.positions, info=dict(f.info), pbc=False) for f in frames]
 
 
 def write_extxyz(path: str | Path, atoms_list) -> None:
@@ -210,10 +166,8 @@ def write_extxyz(path: str | Path, atoms_list) -> None:
 
 
 def iteration0_configurations(molecule: Molecule, reference: Mapping[str, Any], seed: int, extra: str | Path | None) -> list[Frame]:
-    """Iteration 0's frames: the random clusters, the bulk-like environments, then any extra
-    configurations, numbered in order. ``reference`` is the configurations action's settings section."""
+    """Iteration 0's frames: the random clusters, then any extra configurations, numbered in order."""
     frames = initial_clusters(molecule, reference["initial"], seed)
-    frames += bulk_environments(molecule, reference["environment"], reference["liquid"], seed)
     if extra is not None:
         frames += read_extxyz(extra, molecule, source=Path(extra).name)
     return number_frames(frames)

@@ -4,9 +4,7 @@ A labelling shard writes ``labels.extxyz`` (frames with energy and forces) and `
 Collecting the shards gives, beside the configurations:
 
 - ``data/``: dpdata ``deepmd/npy`` MultiSystems, one folder per composition (e.g. ``O6H12``), atoms
-  sorted by type within a frame, finite clusters marked ``nopbc``; clusters with core labels (cut
-  with complete environments, see ``liquidscale.molecules.cut_environment``) in ``data/core/``, each
-  frame with DeePMD's per-atom force weights ``atom_pref.npy`` (1 core atom, 0 otherwise);
+  sorted by type within a frame, finite clusters marked ``nopbc``;
 - ``labels.extxyz``: every labelled frame with its energy (eV) and forces (eV/Å);
 - ``summary.csv``: one row per labelled frame; ``failures.csv``: one row per dropped frame;
 - ``provenance.json``: method, package versions, config hash, seeds, input hash.
@@ -25,9 +23,8 @@ import numpy as np
 
 from ..errors import UserError
 from ..io import atomic_path, provenance, write_json
-from ..mlip.data import ATOM_PREF, CORE_FOLDER
 from ..molecules import Molecule, formula
-from .configurations import CORE, Frame, frames_to_atoms, write_extxyz
+from .configurations import Frame, frames_to_atoms, write_extxyz
 
 LABELS = "labels.extxyz"
 FAILURES = "failures.csv"
@@ -39,10 +36,8 @@ SUMMARY_COLUMNS = [
     "frame",
     "source",
     "formula",
-    "data_folder",
     "index_in_data",
     "n_atoms",
-    "core_atoms",
     "energy_eV",
     "energy_per_atom_eV",
     "max_force_eV_per_A",
@@ -133,16 +128,8 @@ def sort_by_type(atoms, type_map: Sequence[str]) -> np.ndarray:
     return np.argsort(types, kind="stable")
 
 
-def data_folder(atoms, type_map: Sequence[str]) -> str:
-    """The frame's folder below ``data/``: its composition, below ``core/`` when it has core labels."""
-    comp = formula(atoms.get_chemical_symbols(), type_map)
-    return f"{CORE_FOLDER}/{comp}" if CORE in atoms.arrays else comp
-
-
 def to_multisystems(atoms_list: list, type_map: Sequence[str]):
-    """dpdata MultiSystems with one LabeledSystem per composition; atoms of every frame sorted by type.
-
-    Frames with core labels (all or none of ``atoms_list``) carry their mask as ``atom_pref``."""
+    """dpdata MultiSystems with one LabeledSystem per composition; atoms of every frame sorted by type."""
     import dpdata
 
     by_formula: dict[str, list] = {}
@@ -164,32 +151,16 @@ def to_multisystems(atoms_list: list, type_map: Sequence[str]):
             "energies": np.array([a.get_potential_energy() for a in frames]),
             "forces": np.stack([a.get_forces()[sort_by_type(a, type_map)] for a in frames]),
         }
-        if CORE in frames[0].arrays:
-            data[ATOM_PREF] = np.stack([a.arrays[CORE][sort_by_type(a, type_map)].astype(float) for a in frames])
         systems.append(dpdata.LabeledSystem(data=data))
     return dpdata.MultiSystems(*systems, type_map=list(type_map))
 
 
-def write_data(folder: Path, atoms_list: list, type_map: Sequence[str]) -> None:
-    """The ``data/`` folder: complete clusters by composition, clusters with core labels below ``core/``.
-
-    Created empty when there is nothing to write (the mlip stage selected nothing for this iteration)."""
-    folder.mkdir(parents=True)
-    complete = [a for a in atoms_list if CORE not in a.arrays]
-    core_labelled = [a for a in atoms_list if CORE in a.arrays]
-    if complete:
-        to_multisystems(complete, type_map).to_deepmd_npy(str(folder))
-    if core_labelled:
-        to_multisystems(core_labelled, type_map).to_deepmd_npy(str(folder / CORE_FOLDER))
-
-
 def summary_rows(atoms_list: list, type_map: Sequence[str]) -> list[dict[str, Any]]:
-    """One row per labelled frame; ``index_in_data`` is its frame index in ``data/<data_folder>``."""
+    """One row per labelled frame; ``index_in_data`` is its frame index in the composition folder."""
     counts: dict[str, int] = {}
     rows = []
     for atoms in atoms_list:
         comp = formula(atoms.get_chemical_symbols(), type_map)
-        folder = data_folder(atoms, type_map)
         forces = atoms.get_forces()
         energy = atoms.get_potential_energy()
         rows.append(
@@ -197,10 +168,8 @@ def summary_rows(atoms_list: list, type_map: Sequence[str]) -> list[dict[str, An
                 "frame": int(atoms.info["frame"]),
                 "source": atoms.info.get("source", ""),
                 "formula": comp,
-                "data_folder": folder,
-                "index_in_data": counts.get(folder, 0),
+                "index_in_data": counts.get(comp, 0),
                 "n_atoms": len(atoms),
-                "core_atoms": int(atoms.arrays[CORE].sum()) if CORE in atoms.arrays else len(atoms),
                 "energy_eV": energy,
                 "energy_per_atom_eV": energy / len(atoms),
                 "max_force_eV_per_A": float(np.linalg.norm(forces, axis=1).max()),
@@ -209,7 +178,7 @@ def summary_rows(atoms_list: list, type_map: Sequence[str]) -> list[dict[str, An
                 "shard": atoms.info.get("shard", -1),
             }
         )
-        counts[folder] = counts.get(folder, 0) + 1
+        counts[comp] = counts.get(comp, 0) + 1
     return rows
 
 
@@ -240,7 +209,9 @@ def collect(
         raise UserError(f"{configurations}: none of {n_frames} frames could be labelled (first reason: {failures[0]['reason']}); check 'reference.method'")
     type_map = list(molecule.type_map)
     with atomic_path(out_dir / DATA) as tmp:
-        write_data(tmp, atoms_list, type_map)
+        tmp.mkdir()  # stays empty when the mlip stage selected nothing for this iteration
+        if atoms_list:
+            to_multisystems(atoms_list, type_map).to_deepmd_npy(str(tmp))
     write_extxyz(out_dir / LABELS, atoms_list)
     write_csv(out_dir / SUMMARY, summary_rows(atoms_list, type_map), SUMMARY_COLUMNS)
     write_csv(out_dir / FAILURES, failures, FAILURE_COLUMNS)
