@@ -29,6 +29,7 @@ a rerun redoes only the missing ones. Seeds are per replica, so a resumed batch 
 from __future__ import annotations
 
 import ctypes
+import logging
 import math
 import shutil
 import sys
@@ -55,6 +56,8 @@ TABLE_SPACING = 1.0e-3
 # MD chunks of the equilibration's second half, each followed by its share of the particle-exchange moves
 EXCHANGE_CYCLES = 10
 BETA_MU_WIDOM_Z = "beta_mu_widom_z"
+
+log = logging.getLogger(__name__)
 
 
 def lammps_class():
@@ -244,11 +247,15 @@ def _equilibrate(lmp, spec: ReplicaSpec, steps: int) -> None:
     rng = np.random.default_rng(spec.seed(5))
     box = np.asarray(spec.box)
     attempts = spec.exchange_moves * spec.n_atoms // EXCHANGE_CYCLES
+    accepted = 0
     for cycle in range(EXCHANGE_CYCLES):
         lmp.command(f"run {steps // EXCHANGE_CYCLES + (cycle < steps % EXCHANGE_CYCLES)}")
         x = np.ctypeslib.as_array(lmp.gather_atoms("x", 1, 3)).reshape(-1, 3)  # atom-id order
-        x, _ = exchange_moves(x, box, 1.0 / spec.temperature, spec.cutoff, spec.epsilon, spec.external, attempts, rng)
+        x, moved = exchange_moves(x, box, 1.0 / spec.temperature, spec.cutoff, spec.epsilon, spec.external, attempts, rng)
+        accepted += moved
         lmp.scatter_atoms("x", 1, 3, (ctypes.c_double * x.size)(*x.reshape(-1)))
+    # the acceptance says whether sampling.lj.exchange_moves moved enough particles to matter
+    log.info("run %d: %d of %d particle-exchange moves accepted", spec.run, accepted, attempts * EXCHANGE_CYCLES)
 
 
 def _failure(lmp, spec: ReplicaSpec, profiles) -> str:
