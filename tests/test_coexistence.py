@@ -54,6 +54,11 @@ def test_ljts_slab_gives_vrabec_coexisting_densities(tmp_path):
     peak = rdf.loc[rdf["g"].idxmax()]
     assert 1.05 < peak["r"] < 1.15 and 2.2 < peak["g"] < 3.0  # the LJ liquid's first shell near 2^(1/6) sigma
     assert abs(rdf["g"].iloc[-5:].mean() - 1.0) < 0.1
+    peaks = pd.read_csv(tmp_path / "rdf_peaks.csv").set_index("T")  # implementation check on MD: no published LJTS peak was found
+    assert peaks.loc[1.3, "reason"].startswith("no g(r)") and peaks.loc[0.8, "relation"].startswith("none: no published value")
+    liquid = peaks.loc[0.8]
+    assert pd.isna(liquid["reason"]) and abs(liquid["r_peak"] - peak["r"]) < 0.05 and abs(liquid["g_peak"] - peak["g"]) < 0.3
+    assert 1.4 < liquid["r_min"] < 1.7 and liquid["g_min"] < 0.8 and 10 < liquid["coordination_at_min"] < 14  # the first shell's ~12 neighbours
     for name in ("profiles.csv", "coexistence.png", "provenance.json"):
         assert (tmp_path / name).stat().st_size > 0
 

@@ -2,7 +2,8 @@
 # is checked against (verification rung 4). One job per system runs a free slab at each of
 # coexistence.<system>.temperatures (water, CO2: the final DeePMD model, the temperatures batched on one GPU; lj:
 # the LJTS potential, LAMMPS or torch as sampling.lj.engine) and writes the plateau densities with block errors,
-# the centred profiles and the liquid's site-site g(r).
+# the centred profiles and the liquid's site-site g(r) with its first shell beside published values
+# (data/reference/rdf_peaks.csv).
 
 
 rule coexistence_slabs:
@@ -12,6 +13,7 @@ rule coexistence_slabs:
         table="results/{system}/coexistence/coexistence.csv",
         profiles="results/{system}/coexistence/profiles.csv",
         rdf="results/{system}/coexistence/rdf.csv",
+        rdf_peaks="results/{system}/coexistence/rdf_peaks.csv",
         figure=report("results/{system}/coexistence/coexistence.png", caption="../report/coexistence.rst", category="{system}",
                       subcategory="4 direct coexistence of the potential (MD)", labels={"figure": "slab coexistence"}),
         provenance="results/{system}/coexistence/provenance.json",

@@ -13,7 +13,7 @@ from ..cli import add_settings_arguments
 def register(subparsers) -> None:
     parser = subparsers.add_parser("coexistence", help="liquid-vapour slab MD of the system's potential: coexisting densities and the liquid's RDF")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    run = actions.add_parser("run", help="one slab per coexistence.<system>.temperatures; writes coexistence.csv, profiles.csv, rdf.csv, coexistence.png")
+    run = actions.add_parser("run", help="one slab per coexistence.<system>.temperatures; writes coexistence.csv, profiles.csv, rdf.csv, rdf_peaks.csv, coexistence.png")
     add_settings_arguments(run)
     run.add_argument("--model", default=None, help="frozen DeePMD model (water, co2: the mlip stage's final model0.pth)")
     run.add_argument("--threads", type=int, default=1, help="torch threads")

@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 
 from ..plotting import EXPERIMENT_STYLE, REFERENCE_STYLE, AxisUnits, legend_beside, new_figure, save
+from .rdf import OTHER_FUNCTIONAL, SAME_FUNCTIONAL
 from .slab import STATUS_OK
 
 
-def coexistence_figure(system: str, units: Mapping[str, object], table, profiles, rdf, path: Path) -> None:
-    """Three panels (profiles, T against the coexisting densities, g(r)); every temperature without coexistence is said
-    above them with its reason, and the g(r) panel is left out when no temperature has a liquid plateau."""
+def coexistence_figure(system: str, units: Mapping[str, object], table, profiles, rdf, peaks, path: Path) -> None:
+    """Three panels (profiles, T against the coexisting densities, g(r) with the published first peaks of ``peaks``,
+    rdf_peaks.csv); every temperature without coexistence is said above them with its reason, and the g(r) panel is
+    left out when no temperature has a liquid plateau."""
     axes_units = AxisUnits(system, units)
     ok = table[table["status"] == STATUS_OK]
     missing = [f"{axes_units.temperature(row.T)}: {row.status} ({row.reason})" for row in table.itertuples() if row.status != STATUS_OK]
@@ -49,6 +51,7 @@ def coexistence_figure(system: str, units: Mapping[str, object], table, profiles
     for T, g in rdf[rdf["T"].isin(ok["T"])].groupby("T", sort=True):
         ax.plot(axes_units.length(g["r"]), g["g"], color=colours[T], lw=1, label=axes_units.temperature(T))
     ax.axhline(1.0, **{**REFERENCE_STYLE, "color": "0.5", "ls": ":"})
+    _published_peaks(ax, axes_units, peaks[peaks["T"].isin(ok["T"])])
     ax.set_xlabel(axes_units.length_label("site-site distance", "r"))
     ax.set_ylabel("radial distribution g(r) (dimensionless)")
     ax.set_title("liquid plateau", fontsize=8)
@@ -71,3 +74,23 @@ def _reference(ax, system: str, axes_units: AxisUnits, temperatures) -> None:
         table, _ = lab.experimental_saturation(system)
         ax.plot(table["rho_vapour_kg_m3"], table["T_K"], **EXPERIMENT_STYLE, label="experiment (saturation)")
         ax.plot(table["rho_liquid_kg_m3"], table["T_K"], **EXPERIMENT_STYLE)
+
+
+# marker of a published first peak by its relation to the campaign's DFT labels (rdf.relation)
+PEAK_MARKERS = {SAME_FUNCTIONAL: {"marker": "*", "ms": 9, "color": "k"}, OTHER_FUNCTIONAL: {"marker": "D", "ms": 5, "mfc": "none", "color": "k"},
+                "experiment": {"marker": "s", "ms": 5, "mfc": "none", "color": "0.3"}}
+
+
+def _published_peaks(ax, axes_units: AxisUnits, peaks) -> None:
+    """Each published first peak beside the temperatures it matches, once per source: a marker with its error bars
+    where the height is published, a dotted line at its position where only that is; the legend names the source,
+    its relation to the campaign's functional and its temperature."""
+    for row in peaks.dropna(subset=["published_r_peak"]).drop_duplicates("source").itertuples():
+        T = f"{row.published_T_min:g} K" if row.published_T_min == row.published_T_max else f"{row.published_T_min:g}-{row.published_T_max:g} K"
+        label = f"{row.label} ({row.relation}, {T})"
+        style = PEAK_MARKERS.get(row.relation, {"marker": "^", "ms": 5, "mfc": "none", "color": "0.3"})
+        if np.isfinite(row.published_g_peak):
+            ax.errorbar(axes_units.length(row.published_r_peak), row.published_g_peak, xerr=axes_units.length(np.nan_to_num(row.published_r_peak_error)),
+                        yerr=np.nan_to_num(row.published_g_peak_error), ls="none", label=label, **style)
+        else:
+            ax.axvline(axes_units.length(row.published_r_peak), color=style["color"], ls=":", lw=1, label=f"first peak at, {label}")

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..io import atomic_path, provenance, write_json
+from ..molecules import MOLECULES
 from .slab import STATUS_OK, Coexistence, SlabSampler, failed, liquid_rdf, plateau_densities
 
 SLAB_SYSTEMS = ("water", "co2", "lj")
@@ -42,9 +43,19 @@ def coexistence_settings(config: Mapping[str, Any], system: str, action: str) ->
         "system": system,
         "seed": config["seed"],
         "system_settings": config.get(system, {}),
+        "reference_method": _reference_method(config, system),
         "coexistence": {**coexistence, system: config["coexistence"][system]},
         "sampling": {**sampling, system: dynamics},
     }
+
+
+def _reference_method(config: Mapping[str, Any], system: str) -> dict[str, Any] | None:
+    """The DFT functional and dispersion the MLIP was trained on (water, CO2): which published g(r) is 'same
+    functional'. None for lj, whose potential is the LJTS pair potential itself."""
+    if system not in MOLECULES:
+        return None
+    method = config["reference"]["method"]
+    return {"xc": method["xc"], "dispersion": method.get("dispersion")}
 
 
 def check_settings(settings: Mapping[str, Any]) -> None:
@@ -117,7 +128,7 @@ def run_coexistence(settings: Mapping[str, Any], out: str | Path, model: str | P
         n_molecules=n_molecules,
         site=chem.site,
     )
-    write_outputs(Path(out), system, chem.units, temperatures, n_molecules, slabs, results, kinetic, block["interface_margin"], record)
+    write_outputs(Path(out), system, chem.units, temperatures, n_molecules, slabs, results, kinetic, block["interface_margin"], record, settings["reference_method"])
     return results
 
 
@@ -174,15 +185,18 @@ def _run_lammps(settings, positions, temperatures, seeds, sampler):
     return slabs, kinetic, failures, {**device_record("cpu", "float64"), "engine": f"lammps {lammps_version()}"}
 
 
-def write_outputs(out: Path, system: str, units, temperatures, n_molecules: int, slabs, results: list[Coexistence], kinetic, margin: float, record) -> None:
+def write_outputs(out: Path, system: str, units, temperatures, n_molecules: int, slabs, results: list[Coexistence], kinetic, margin: float, record,
+                  method: dict | None) -> None:
     """The tables, the figure and the provenance, each written atomically; the summary table last, so a job killed
-    while writing never leaves a complete-looking coexistence.csv beside missing files."""
+    while writing never leaves a complete-looking coexistence.csv beside missing files. ``method``: the DFT labels'
+    xc and dispersion, which published g(r) rows count as the same functional (``rdf.relation``)."""
     import pandas as pd
 
     from ..analysis.units import has_lab_units, kg_per_m3
     from .figures import coexistence_figure
+    from .rdf import peak_table, published_peaks
 
-    rows, profile_rows, rdf_rows = [], [], []
+    rows, profile_rows, rdf_rows, liquids = [], [], [], []
     for T, (slab, row), result, T_kin in zip(temperatures, slabs, results, kinetic):
         rows.append({"T": T, "status": result.status, "reason": result.reason, "n_molecules": n_molecules,
                      "rho_vapour": result.rho_vapour, "rho_vapour_stderr": result.rho_vapour_stderr,
@@ -195,13 +209,16 @@ def write_outputs(out: Path, system: str, units, temperatures, n_molecules: int,
         rho, error = block_profiles.mean(0), block_profiles.std(0, ddof=1) / math.sqrt(slab.blocks)
         profile_rows.append(pd.DataFrame({"T": T, "z": slab.z, "rho": rho, "rho_stderr": error}))
         edges = slab.rdf_edges
-        rdf_rows.append(pd.DataFrame({"T": T, "r": 0.5 * (edges[1:] + edges[:-1]), "g": liquid_rdf(slab, row, result, margin)}))
+        g = liquid_rdf(slab, row, result, margin)
+        rdf_rows.append(pd.DataFrame({"T": T, "r": 0.5 * (edges[1:] + edges[:-1]), "g": g}))
+        liquids.append((T, g, result.rho_liquid))
     table, profiles, rdf = pd.DataFrame(rows), pd.concat(profile_rows), pd.concat(rdf_rows)
-    for name, frame in (("profiles.csv", profiles), ("rdf.csv", rdf)):
+    peaks = peak_table(method, edges, liquids, published_peaks(system))
+    for name, frame in (("profiles.csv", profiles), ("rdf.csv", rdf), ("rdf_peaks.csv", peaks)):
         with atomic_path(out / name) as tmp:
             frame.to_csv(tmp, index=False)
     coexistence_figure(system, {"length_unit": units.length, "energy_unit": units.energy, "temperature_unit": units.temperature, "dimension": 3},
-                       table, profiles, rdf, out / "coexistence.png")
+                       table, profiles, rdf, peaks, out / "coexistence.png")
     write_json(out / "provenance.json", record)
     with atomic_path(out / "coexistence.csv") as tmp:
         table.to_csv(tmp, index=False)
