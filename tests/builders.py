@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import ase
 import ase.io
 import numpy as np
+import yaml
 
 from liquidscale.cli import main
 from liquidscale.reference import action_settings
@@ -53,3 +56,17 @@ def write_water_frames(folder: Path, frames: int = 6) -> None:
             "nopbc": True,
         }
     ).to_deepmd_npy(str(folder))
+
+
+def run_campaign(workdir: Path, configfiles: list[Path], overrides: dict, cores: int, timeout: int, targets: tuple[str, ...] = ()) -> None:
+    """Run the workflow in ``workdir`` on ``configfiles`` plus ``overrides`` (written as a last config file), as a
+    user would from the command line; a failed run fails the test with the tail of Snakemake's output."""
+    repo = Path(__file__).resolve().parents[1]
+    extra = workdir / "overrides.yaml"
+    extra.write_text(yaml.safe_dump(overrides))
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(repo / "Snakefile"), "--directory", str(workdir), "--cores", str(cores),
+         "--configfile", *map(str, configfiles), str(extra), *(("--", *targets) if targets else ())],
+        capture_output=True, text=True, timeout=timeout,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

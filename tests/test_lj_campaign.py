@@ -7,14 +7,12 @@ come from `snakemake --configfile config/lj.yaml` (README, rung 3)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from builders import run_campaign
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]
@@ -39,15 +37,8 @@ THINNER_ANALYSIS = {
 @pytest.fixture(scope="module")
 def campaign(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("lj_campaign")
-    thinner = workdir / "thinner_analysis.yaml"
-    thinner.write_text(yaml.safe_dump(THINNER_ANALYSIS))
-    run = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), "--cores", "2",
-         "--configfile", str(ROOT / "config" / "lj.yaml"), str(ROOT / "config" / "lj_demo.yaml"), str(thinner),
-         "--", "results/lj/analysis/reference.csv"],
-        capture_output=True, text=True, timeout=2400,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run_campaign(workdir, [ROOT / "config" / "lj.yaml", ROOT / "config" / "lj_demo.yaml"], THINNER_ANALYSIS, cores=2, timeout=2400,
+                 targets=("results/lj/analysis/reference.csv",))
     return workdir
 
 

@@ -5,13 +5,11 @@ own phase diagram (results/pets/analysis/reference.csv). The full-size numbers c
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
+from builders import run_campaign
 
 pytest.importorskip("feos")
 
@@ -37,14 +35,7 @@ REDUCED = {
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("pets_campaign")
-    reduced = workdir / "reduced.yaml"
-    reduced.write_text(yaml.safe_dump(REDUCED))
-    run = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), "--cores", "1",
-         "--configfile", str(ROOT / "config" / "pets.yaml"), str(reduced)],
-        capture_output=True, text=True, timeout=1800,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run_campaign(workdir, [ROOT / "config" / "pets.yaml"], REDUCED, cores=1, timeout=1800)
     return pd.read_csv(workdir / "results" / "pets" / "analysis" / "reference.csv"), workdir
 
 
