@@ -79,6 +79,20 @@ def test_split_is_seeded_by_run_and_holds_every_part():
         pds.split_runs(np.arange(5), [0.5, 0.1, 0.1], seed=1)
 
 
+def test_failed_runs_never_take_the_only_held_out_places():
+    """A small campaign whose val or test run failed would have nothing to validate on: ok and failed runs
+    are split apart, and with every run ok the split is the one without statuses."""
+    for failed in ([2], [0, 2, 5, 7], list(range(1, 8))):
+        ok = np.ones(8, dtype=bool)
+        ok[failed] = False
+        split = pds.split_runs(np.arange(8), [0.8, 0.1, 0.1], seed=20261121, ok=ok)
+        if ok.sum() >= 3:
+            assert sorted(split[ok]) == [0] * (ok.sum() - 2) + [1, 2], failed
+        np.testing.assert_array_equal(split, pds.split_runs(np.arange(8), [0.8, 0.1, 0.1], seed=20261121, ok=ok))
+    every = pds.split_runs(np.arange(20), [0.8, 0.1, 0.1], seed=7, ok=np.ones(20, dtype=bool))
+    np.testing.assert_array_equal(every, pds.split_runs(np.arange(20), [0.8, 0.1, 0.1], seed=7))
+
+
 def test_steep_wall_bins_of_binned_profiles_are_no_euler_lagrange_targets():
     """Ideal gas (c1 = 0) at a 30 kT MD wall 0.02 wide, histogrammed on 0.1 bins: ln rho + beta V - beta mu is the
     exact c1 = 0 wherever V is smooth over the bin, but not at the wall's edge, where the bin averages both sides

@@ -89,25 +89,29 @@ def variable_metadata(dimension: int, length_unit: str, energy_unit: str, temper
     }
 
 
-def split_runs(run_ids: Sequence[int], fractions: Sequence[float], seed: int) -> np.ndarray:
+def split_runs(run_ids: Sequence[int], fractions: Sequence[float], seed: int, ok: Sequence[bool] | None = None) -> np.ndarray:
     """Assign each run to train/val/test (0/1/2) by a seeded permutation.
 
     Whole runs go to one split, so test profiles are unseen potentials. With three or more runs
-    val and test get at least one run each, so held-out metrics always exist.
+    val and test get at least one run each, so held-out metrics always exist. Given ``ok`` (the runs'
+    status), ok and failed runs are split separately, so a failed run never takes the only val or test
+    place of a small campaign; with every run ok the split is the same as without it.
     """
     run_ids = np.asarray(run_ids, dtype=np.int64)
-    n = run_ids.size
     fractions = np.asarray(fractions, dtype=float)
     if fractions.shape != (3,) or np.any(fractions < 0) or not np.isclose(fractions.sum(), 1.0):
         raise UserError(f"split fractions {list(fractions)} must be three non-negative numbers (train, val, test) summing to 1")
-    n_test = int(round(fractions[2] * n))
-    n_val = int(round(fractions[1] * n))
-    if n >= 3:
-        n_test, n_val = max(n_test, 1), max(n_val, 1)
-    order = np.random.default_rng(seed).permutation(n)
-    split = np.full(n, SPLIT_TRAIN, dtype=np.int8)
-    split[order[:n_test]] = SPLIT_TEST
-    split[order[n_test : n_test + n_val]] = SPLIT_VAL
+    ok = np.ones(run_ids.size, dtype=bool) if ok is None else np.asarray(ok, dtype=bool)
+    rng = np.random.default_rng(seed)
+    split = np.full(run_ids.size, SPLIT_TRAIN, dtype=np.int8)
+    for group in (np.flatnonzero(ok), np.flatnonzero(~ok)):
+        n = group.size
+        n_test, n_val = int(round(fractions[2] * n)), int(round(fractions[1] * n))
+        if n >= 3:
+            n_test, n_val = max(n_test, 1), max(n_val, 1)
+        order = group[rng.permutation(n)]
+        split[order[:n_test]] = SPLIT_TEST
+        split[order[n_test : n_test + n_val]] = SPLIT_VAL
     return split
 
 

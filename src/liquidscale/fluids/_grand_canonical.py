@@ -54,7 +54,7 @@ def grand_canonical_dataset(
         T=np.asarray(T, dtype=float),
         mu=beta_mu * T,
         N=rho.sum(axis=1) * dz,
-        split=split_runs(np.arange(runs), split_fractions, seed),
+        split=split_runs(np.arange(runs), split_fractions, seed, ok=status == STATUS_OK),
         status=status,
         failure_reason=reasons,
         k_B=1.0,

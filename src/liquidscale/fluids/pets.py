@@ -383,7 +383,7 @@ def pets_dataset(block: Mapping[str, Any], split_fractions: Sequence[float], see
         T=T,
         mu=T * beta_mu,
         N=area * np.nansum(rho, axis=1) * dz,
-        split=split_runs(np.arange(runs), split_fractions, seed),
+        split=split_runs(np.arange(runs), split_fractions, seed, ok=status == STATUS_OK),
         area=np.full(runs, area),
         status=status,
         failure_reason=reasons,

@@ -2,7 +2,8 @@
 
 Files are read one at a time and their rows written into a netCDF file whose run dimension was
 sized from the batch headers, so memory holds one batch, never the campaign. Each batch is checked
-against the ``liquidscale.dataset`` contract before it is copied; the train/val/test split is by run.
+against the ``liquidscale.dataset`` contract before it is copied; the train/val/test split is by run,
+ok and failed runs apart (``liquidscale.dataset.split_runs``).
 """
 
 from __future__ import annotations
@@ -50,17 +51,19 @@ def _open(path: Path):
         raise damaged_input(path, "sampling batch file", "sampling_batch", exc) from None
 
 
-def _run_ids(paths: Sequence[Path]) -> np.ndarray:
+def _run_index(paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """Run ids and ok mask of every batch file, read from their headers before any profile is copied."""
     import netCDF4
 
-    ids = []
+    ids, ok = [], []
     for path in paths:
         try:
             with netCDF4.Dataset(path) as nc:
                 ids.append(np.asarray(nc.variables[names.RUN][:]))
+                ok.append(np.asarray(nc.variables[names.STATUS][:]) == names.STATUS_OK)
         except UNREADABLE as exc:
             raise damaged_input(path, "sampling batch file", "sampling_batch", exc) from None
-    return np.concatenate(ids)
+    return np.concatenate(ids), np.concatenate(ok)
 
 
 def aggregate(batch_files: Sequence[str | Path], out: str | Path, settings: Mapping[str, Any]) -> dict[str, int]:
@@ -72,8 +75,8 @@ def aggregate(batch_files: Sequence[str | Path], out: str | Path, settings: Mapp
         raise UserError("no sampling batch files to aggregate (config key 'sampling.runs')")
     profiles = settings["profiles"]
     estimator = profiles["estimator"]
-    run_ids = _run_ids(paths)
-    split = names.split_runs(run_ids, profiles["split"], seed=int(settings["seed"]))
+    run_ids, ok = _run_index(paths)
+    split = names.split_runs(run_ids, profiles["split"], seed=int(settings["seed"]), ok=ok)
     first = _with_estimator(_open(paths[0]), estimator, paths[0])
     z = first[names.Z].values
     counts = {"ok": 0, "failed": 0}
