@@ -193,5 +193,7 @@ def test_truncated_exploration_stops_the_selection(tmp_path, name, fraction, dam
     assert symbols == list(WATER.symbols) * 2 and np.allclose(positions, frames) and np.allclose(cells, 9.0) and len(deviation) == 4
     truncate(explore / name, explore / name, fraction)
     settings = json.dumps(rule_settings(validate_config({"systems": ["water"]}), "water", "mlip", "select"))
-    result = liquidscale("mlip", "select", "--settings", settings, "--explore", explore, "--out", tmp_path / "selected.extxyz", "--report", tmp_path / "selection.json")
+    metrics = tmp_path / "iter000/metrics.json"
+    metrics.write_text(json.dumps({"bulk_mean": {"force_rmse": 0.1}}))
+    result = liquidscale("mlip", "select", "--settings", settings, "--explore", explore, "--metrics", metrics, "--out", tmp_path / "selected.extxyz", "--report", tmp_path / "selection.json")
     assert_one_line_error(result, (explore / damaged) if damaged != "." else explore, "mlip_explore", explore)

@@ -80,7 +80,7 @@ def heldout_figure(system="hard_rods"):
 
 def stage_figures():
     """The mlip and cdft figures, from tables shaped as the stages write them."""
-    rows = [{"iteration": k, "force_rmse": 0.4 - 0.1 * k, "accurate": 0.3 * k, "candidate": 0.9 - 0.3 * k, "failed": 0.1} for k in range(3)]
+    rows = [{"iteration": k, "force_rmse": 0.4 - 0.1 * k, "bulk_force_rmse": 0.6 - 0.1 * k, "accurate": 0.3 * k, "candidate": 0.9 - 0.3 * k, "failed": 0.1} for k in range(3)]
     steps = np.arange(0, 1000, 100.0)
     curves = [{"step": steps, "rmse_e_trn": np.exp(-steps / 500) + m, "rmse_f_trn": np.exp(-steps / 400) + m} for m in (0.1, 0.2)]
     history = np.column_stack([np.arange(1, 21), np.exp(-np.arange(20) / 5), np.exp(-np.arange(20) / 6) + 0.01, np.full(20, 1e-3)])

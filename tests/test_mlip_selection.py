@@ -44,7 +44,7 @@ def test_held_out_split_is_seeded_per_source_and_keeps_training_frames():
 def test_neighbour_counts_match_a_direct_count_under_periodic_boundaries():
     symbols, positions, cell = water_box()
     types = np.array([WATER.type_map.index(s) for s in symbols])
-    frames = data.Frames(types, positions[None], cell[None], np.zeros(1), np.zeros((1, len(types), 3)))
+    frames = data.Frames(types, positions[None], cell[None], np.zeros(1), np.zeros((1, len(types), 3)), np.ones((1, len(types))))
     counts = data.neighbour_counts(frames, 3.5, 2)
     d = np.linalg.norm(minimum_image(positions[:, None] - positions[None], cell), axis=-1)
     np.fill_diagonal(d, np.inf)
@@ -130,31 +130,34 @@ def test_classification_and_fractions_count_failed_replicas():
     assert frac == {"accurate": 1 / 8, "candidate": 1 / 8, "failed": 6 / 8}
 
 
-def test_clusters_hold_whole_molecules_within_the_radius_across_the_boundary():
+ENVIRONMENT = {"core_radius": 1.2, "shell": 2.0}
+
+
+def test_candidate_is_the_complete_environment_of_the_uncertain_atom_across_the_boundary():
     symbols, positions, cell = water_box()
     atom = 0  # an O at the box corner: its neighbours sit across periodic boundaries
-    cluster = selection.cut_candidate(symbols, positions, cell, WATER, atom, 3.5, 20, frame=0, deviation=0.2)
-    n = len(cluster.symbols) // 3
-    assert n == selection.molecules_within(symbols, positions, WATER, atom, 3.5, cell) == 7  # itself + 6 grid neighbours
-    grouping = group_molecules(cluster.symbols, cluster.positions, WATER)
-    assert grouping.intact
-    bonds = np.linalg.norm(cluster.positions[grouping.members[:, 1:]] - cluster.positions[grouping.members[:, :1]], axis=-1)
-    assert np.allclose(bonds, WATER.bond_length)
-    assert np.linalg.norm(cluster.positions[grouping.members[:, 0]], axis=1).max() <= 3.5
-    capped = selection.cut_candidate(symbols, positions, cell, WATER, atom, 3.5, 3, frame=0, deviation=0.2)
-    assert len(capped.symbols) == 9
+    cluster = selection.cut_candidate(symbols, positions, cell, WATER, atom, ENVIRONMENT, frame=0, deviation=0.2)
+    assert group_molecules(cluster.symbols, cluster.positions, WATER).intact
+    assert cluster.core.tolist()[:3] == [True, True, True] and cluster.core.sum() == 3  # the O's own molecule, nothing else within 1.2 Å
+    # every atom of the box within core_radius + shell of the atom (nearest image) is in the cluster
+    reach = ENVIRONMENT["core_radius"] + ENVIRONMENT["shell"]
+    in_box = np.linalg.norm(minimum_image(positions - positions[atom], cell), axis=1) <= reach
+    assert (np.linalg.norm(cluster.positions, axis=1) <= reach).sum() == in_box.sum()
+    broken = positions.copy()
+    broken[1] += 3.0  # an H torn from its O: nothing whole to cut
+    assert selection.cut_candidate(symbols, broken, cell, WATER, atom, ENVIRONMENT, frame=0, deviation=0.2) is None
 
 
 def test_fingerprint_is_invariant_and_separates_different_clusters():
     symbols, positions, cell = water_box()
-    a = selection.cut_candidate(symbols, positions, cell, WATER, 0, 3.5, 4, 0, 0.2)
+    a = selection.cut_candidate(symbols, positions, cell, WATER, 0, ENVIRONMENT, 0, 0.2)
     rng = np.random.default_rng(1)
     q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
     order = rng.permutation(len(a.symbols))
     fa = selection.fingerprint(a.symbols, a.positions, WATER.type_map, 12.0)
     fb = selection.fingerprint([a.symbols[i] for i in order], (a.positions @ q.T + 5.0)[order], WATER.type_map, 12.0)
     assert np.linalg.norm(fa - fb) < 1e-10
-    other = selection.cut_candidate(*water_box(seed=3), WATER, 0, 3.5, 4, 0, 0.2)
+    other = selection.cut_candidate(*water_box(seed=3), WATER, 0, ENVIRONMENT, 0, 0.2)
     fo = selection.fingerprint(other.symbols, other.positions, WATER.type_map, 12.0)
     assert np.linalg.norm(fa - fo) > 0.1  # the default mlip.select.min_separation
 
@@ -173,8 +176,13 @@ def test_converged_iteration_selects_nothing_and_writes_an_empty_file(tmp_path, 
     deviation = np.array([0.01, 0.01, 0.01, 0.2])
     frames = [positions] * 4
     cells = [np.diag(cell)] * 4
-    clusters, report = selection.select_clusters(symbols, frames, cells, deviation, np.zeros(4, dtype=int), WATER, select)
+    clusters, report = selection.select_clusters(symbols, frames, cells, deviation, np.zeros(4, dtype=int), WATER, select, ENVIRONMENT)
     assert report["converged"] and clusters == [] and report["accurate"] == 0.75
+    # with a bulk bound, the accurate fraction alone no longer converges: the bulk error must be below it too
+    bounded = {**select, "converged_bulk_force_rmse": 0.1}
+    for bulk, converged in ((0.2, False), (0.05, True), (float("nan"), False)):
+        chosen, report = selection.select_clusters(symbols, frames, cells, deviation, np.zeros(4, dtype=int), WATER, bounded, ENVIRONMENT, bulk_force_rmse=bulk)
+        assert report["converged"] is converged and (chosen == []) is converged
     path = tmp_path / "selected.extxyz"
     selection.write_clusters(path, clusters, "water", 0)
     assert path.read_text() == ""
@@ -187,7 +195,7 @@ def test_selected_clusters_are_read_by_the_reference_stage(tmp_path, config):
     frames = [positions, positions + 0.01, water_box(seed=3)[1]]
     deviation = np.array([0.2, 0.2, 0.25])
     atoms = np.array([0, 0, 3])
-    clusters, report = selection.select_clusters(symbols, frames, [np.diag(cell)] * 3, deviation, atoms, WATER, config["mlip"]["select"])
+    clusters, report = selection.select_clusters(symbols, frames, [np.diag(cell)] * 3, deviation, atoms, WATER, config["mlip"]["select"], ENVIRONMENT)
     assert report["candidate"] == 1.0 and not report["converged"]
     assert len(clusters) == 2  # frames 0 and 1 differ by a translation: one of them is a near-duplicate
     path = tmp_path / "selected.extxyz"
@@ -195,6 +203,7 @@ def test_selected_clusters_are_read_by_the_reference_stage(tmp_path, config):
     read = read_extxyz(path, WATER, source="mlip")
     assert len(read) == 2
     assert np.allclose(read[0].positions, clusters[0].positions)
+    assert np.array_equal(read[0].core, clusters[0].core) and read[0].info["kind"] == "environment"
     assert read[1].info["max_devi_f"] == pytest.approx(0.25)
 
 

@@ -24,6 +24,8 @@ from liquidscale.molecules import WATER, group_molecules
 pytestmark = pytest.mark.slow
 
 METHOD = {"xc": "HF", "basis": "sto-3g", "density_fit": False, "conv_tol": 1e-9}
+# toy complete environments: the selected atom's molecule (core) in a 1.5 Å shell; 2 bulk cuts trained on, 2 held out
+ENVIRONMENT = {"core_radius": 1.2, "shell": 1.5, "bulk_frames": 2, "bulk_test_frames": 2, "bulk_molecules": 16}
 TRAIN_STEPS = 1500
 
 
@@ -33,14 +35,15 @@ def make_config(steps: int) -> dict:
             "systems": ["water"],
             "seed": 11,
             "water": {"temperature_range": [250.0, 400.0]},
-            "reference": {"method": METHOD, "initial": {"cluster_sizes": [1, 2], "frames_per_size": 16, "bond_jitter": 0.03, "angle_jitter": 4.0}, "shards": 1},
+            "reference": {"method": METHOD, "initial": {"cluster_sizes": [1, 2], "frames_per_size": 16, "bond_jitter": 0.03, "angle_jitter": 4.0},
+                          "environment": ENVIRONMENT, "shards": 1},
             "mlip": {
                 "ensemble_size": 2,
                 "descriptor": {"rcut": 4.0, "rcut_smth": 0.5, "neuron": [8, 16], "axis_neuron": 4},
                 "fitting_neuron": [32, 32],
                 "training": {"steps": steps, "decay_steps": max(1, steps // 15), "start_lr": 0.01, "stop_lr": 1e-4, "start_pref_e": 0.5, "start_pref_f": 50.0, "test_fraction": 0.2},
                 "explore": {"molecules": 32, "temperatures": 1, "densities": 1, "external_potentials": 1, "steps": 20, "frames": 2},
-                "select": {"trust_lo": 0.02, "trust_hi": 50.0, "max_candidates": 2, "cluster_radius": 3.0, "max_cluster_molecules": 2},
+                "select": {"trust_lo": 0.02, "trust_hi": 50.0, "max_candidates": 2},
             },
         }
     )
@@ -54,27 +57,30 @@ def run(config: dict, action: str, *args: str, iteration: int = 0) -> None:
 def label_into(frames, folder: Path) -> list:
     """Label frames with the reference stage's PySCF labeller and write its dpdata output."""
     from liquidscale.reference.configurations import number_frames
-    from liquidscale.reference.output import to_multisystems
+    from liquidscale.reference.output import write_data
     from liquidscale.reference.qm import label_shard
 
     method = validate_config({"reference": {"method": METHOD}})["reference"]["method"]
     atoms, failures = label_shard(number_frames(frames), method, WATER.type_map, 0, log=lambda *_: None)
     assert not failures
-    to_multisystems(atoms, WATER.type_map).to_deepmd_npy(str(folder))
+    write_data(folder, atoms, WATER.type_map)
     return atoms
 
 
 @pytest.fixture(scope="module")
 def iteration0(tmp_path_factory):
-    """Labelled clusters (reference iteration 0) and an ensemble of two models trained on them."""
+    """Labelled clusters and bulk environments (reference iteration 0) and an ensemble of two models trained on them."""
     import torch
 
-    from liquidscale.reference.configurations import initial_clusters
+    from liquidscale.reference.configurations import bulk_environments, initial_clusters
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("mlip")
     config = make_config(TRAIN_STEPS)
-    label_into(initial_clusters(WATER, config["reference"]["initial"], config["seed"]), root / "reference/iter000/data")
+    reference = config["reference"]
+    frames = initial_clusters(WATER, reference["initial"], config["seed"])
+    frames += bulk_environments(WATER, reference["environment"], reference["initial"], 0.033, config["seed"])
+    label_into(frames, root / "reference/iter000/data")
     it = root / "mlip/iter000"
     run(config, "data", "--reference", str(root / "reference/iter000/data"), "--out", str(it / "data"))
     for member in range(2):
@@ -99,26 +105,44 @@ def frames_of(part: Path) -> list[tuple[list[str], data.Frames]]:
 
 
 def own_errors(model_dir: Path, part: Path) -> tuple[float, float, float]:
-    """Energy RMSE per atom, force RMSE and the RMS of the reference forces, from our own evaluation."""
-    e_sq, f_sq, f_ref, n_frames, n_components = 0.0, 0.0, 0.0, 0, 0
-    for symbols, frames in frames_of(part):
-        from liquidscale.mlip.deepmd_potential import DeepMDPotential
+    """Energy RMSE per atom, force RMSE on the weighted (core) atoms and the RMS of those reference forces."""
+    from liquidscale.mlip.deepmd_potential import DeepMDPotential
 
+    e_sq, f_sq, f_ref, n_frames, n_components = 0.0, 0.0, 0.0, 0, 0.0
+    for symbols, frames in frames_of(part):
         energy, forces = DeepMDPotential(model_dir / "model.pth", symbols)(frames.coords, None)
-        n_atoms = len(symbols)
-        e_sq += float((((energy.numpy() - frames.energies) / n_atoms) ** 2).sum())
-        f_sq += float(((forces.numpy() - frames.forces) ** 2).sum())
-        f_ref += float((frames.forces**2).sum())
+        w = frames.weights[..., None]
+        e_sq += float((((energy.numpy() - frames.energies) / len(symbols)) ** 2).sum())
+        f_sq += float((w * (forces.numpy() - frames.forces) ** 2).sum())
+        f_ref += float((w * frames.forces**2).sum())
         n_frames += len(frames.energies)
-        n_components += frames.forces.size
+        n_components += 3 * float(frames.weights.sum())
     return np.sqrt(e_sq / n_frames), np.sqrt(f_sq / n_components), np.sqrt(f_ref / n_components)
+
+
+def dp_test(model: Path, systems: list[Path], workdir: Path) -> dict[str, float]:
+    """DeePMD's own ``dp --pt test`` (every atom counts): energy RMSE per atom and force RMSE, weighted average."""
+    import re
+
+    from liquidscale.mlip import training
+
+    listing = workdir / "systems.txt"
+    listing.write_text("".join(f"{p.resolve()}\n" for p in systems))
+    log = workdir / "dp_test.log"
+    training.run_dp(["test", "-m", str(model.resolve()), "-f", str(listing), "-l", str(log)], workdir, workdir / "dp.log", 1)
+    text = log.read_text()
+    block = text[text.rfind("weighted average of errors"):] if "weighted average of errors" in text else text
+    return {
+        "energy_rmse_per_atom": float(re.search(r"Energy RMSE/Natoms\s*:\s*(\S+)", block).group(1)),
+        "force_rmse": float(re.search(r"Force\s+RMSE\s*:\s*(\S+)", block).group(1)),
+    }
 
 
 def test_models_reproduce_their_training_forces(iteration0):
     root, _ = iteration0
     it = root / "mlip/iter000"
     summary = read_json(it / "data/summary.json")
-    assert summary["frames"]["train"] + summary["frames"]["test"] == 32
+    assert summary["frames"]["train"] + summary["frames"]["test"] == 32 + 2 and summary["frames"]["bulk"] == 2
     for member in range(2):
         energy_rmse, force_rmse, force_scale = own_errors(it / f"model{member}", it / "data/train")
         print(f"model{member}: train energy RMSE {energy_rmse:.4f} eV/atom, force RMSE {force_rmse:.3f} eV/Å (RMS force {force_scale:.3f})")
@@ -126,16 +150,70 @@ def test_models_reproduce_their_training_forces(iteration0):
         assert energy_rmse < 0.04  # eV/atom
 
 
-def test_dp_test_metrics_agree_with_our_own_evaluation(iteration0):
+def test_held_out_metrics_agree_with_deepmds_own_test_on_plain_clusters(iteration0, tmp_path):
+    """On clusters (every atom weighted 1) our evaluation equals DeePMD's independent ``dp test``; on environments
+    only the core atoms count, which ``dp test`` cannot do, so the metrics are ours."""
+    import shutil
+
+    from liquidscale.mlip import training
+
     root, _ = iteration0
     it = root / "mlip/iter000"
     metrics = read_json(it / "metrics.json")
     assert (it / "learning_curve.png").stat().st_size > 0
+    clusters = tmp_path / "clusters"
+    for folder in data.system_folders([it / "data/test"]):
+        if "_clusters_" in folder.name:
+            shutil.copytree(folder, clusters / folder.name)
     for member in metrics["members"]:
-        energy_rmse, force_rmse, _ = own_errors(it / member["model"], it / "data/test")
-        assert member["held_out"]["frames"] == metrics["frames"]["test"] > 0
-        assert member["held_out"]["energy_rmse_per_atom"] == pytest.approx(energy_rmse, rel=1e-5)
-        assert member["held_out"]["force_rmse"] == pytest.approx(force_rmse, rel=1e-5)
+        assert member["held_out"]["frames"] == metrics["frames"]["test"] > 0 and member["bulk"]["frames"] == 2
+        assert np.isfinite(member["bulk"]["force_rmse"])
+        model = it / member["model"] / "model.pth"
+        ours = training.held_out_errors(model, clusters, WATER.type_map)
+        deepmd = dp_test(model, data.system_folders([clusters]), tmp_path)
+        assert ours["energy_rmse_per_atom"] == pytest.approx(deepmd["energy_rmse_per_atom"], rel=1e-5)
+        assert ours["force_rmse"] == pytest.approx(deepmd["force_rmse"], rel=1e-5)
+
+
+def test_force_weights_reach_deepmds_loss(iteration0, tmp_path):
+    """Forces of weight-0 atoms (an environment's shell) do not enter training: garbage there leaves DeePMD's
+    training loss unchanged step for step, while the same garbage with every weight 1 changes it."""
+    import shutil
+
+    from liquidscale.mlip import training
+
+    root, config = iteration0
+    train = root / "mlip/iter000/data/train"
+    environments = [p for p in data.system_folders([train]) if "_environments_" in p.name]
+    assert environments
+
+    def loss_curve(name: str, corrupt: bool, all_weights: bool) -> np.ndarray:
+        copy = tmp_path / name / "train"
+        shutil.copytree(train, copy)
+        rng = np.random.default_rng(0)
+        for folder in data.system_folders([copy]):
+            if "_environments_" not in folder.name:
+                continue
+            for set_dir in folder.glob("set.*"):
+                pref = np.load(set_dir / "atom_pref.npy")
+                if corrupt:
+                    forces = np.load(set_dir / "force.npy")
+                    np.save(set_dir / "force.npy", np.where(pref == 0, rng.normal(0, 50.0, forces.shape), forces))
+                if all_weights:
+                    np.save(set_dir / "atom_pref.npy", np.ones_like(pref))
+        mlip = {**config["mlip"], "training": {**config["mlip"]["training"], "steps": 40, "decay_steps": 10}}
+        systems = [str(p.resolve()) for p in data.system_folders([copy])]
+        dp_input = training.training_input(mlip, WATER.type_map, [16, 32], systems, seed=5)
+        dp_input["training"]["disp_freq"] = 5
+        workdir = tmp_path / name
+        (workdir / "input.json").write_text(json.dumps(dp_input))
+        training.run_dp(["train", "input.json"], workdir, workdir / "dp.log", 1)
+        curve = training.read_lcurve(workdir / "lcurve.out")
+        return np.stack([curve["rmse_e_trn"], training.force_column(curve)])
+
+    clean = loss_curve("clean", corrupt=False, all_weights=False)
+    assert np.array_equal(loss_curve("garbage_on_shell", corrupt=True, all_weights=False), clean)
+    assert not np.allclose(loss_curve("garbage_weighted", corrupt=True, all_weights=True), clean, rtol=0.05)
 
 
 def test_deviation_is_larger_out_of_distribution(iteration0):
@@ -207,11 +285,12 @@ def test_two_iteration_loop_feeds_selected_labelled_frames_into_training(iterati
     it0, it1 = root / "mlip/iter000", root / "mlip/iter001"
     models0 = [str(it0 / f"model{m}") for m in range(2)]
     run(config, "explore", "--models", *models0, "--out", str(it0 / "explore"))
-    run(config, "select", "--explore", str(it0 / "explore"), "--out", str(it0 / "selected.extxyz"), "--report", str(it0 / "selection.json"))
+    run(config, "select", "--explore", str(it0 / "explore"), "--metrics", str(it0 / "metrics.json"), "--out", str(it0 / "selected.extxyz"), "--report", str(it0 / "selection.json"))
     report = read_json(it0 / "selection.json")
     assert report["accurate"] + report["candidate"] + report["failed"] == pytest.approx(1.0)
     selected = read_extxyz(it0 / "selected.extxyz", WATER, source="mlip")
     assert 1 <= len(selected) == report["selected"] <= 2
+    assert all(frame.core is not None and frame.core.any() for frame in selected)  # complete environments, core marked
     labelled = label_into(selected, root / "reference/iter001/data")
 
     references = [str(root / f"reference/iter{k:03d}/data") for k in range(2)]
@@ -222,7 +301,7 @@ def test_two_iteration_loop_feeds_selected_labelled_frames_into_training(iterati
     for atoms in labelled:
         assert tuple(np.round(np.sort(atoms.get_positions().ravel()), 6)) in merged
     summary = read_json(it1 / "data/summary.json")
-    assert summary["frames"]["train"] + summary["frames"]["test"] == 32 + len(labelled)
+    assert summary["frames"]["train"] + summary["frames"]["test"] == 34 + len(labelled) and summary["frames"]["bulk"] == 2
     assert summary["frames"]["train"] > read_json(it0 / "data/summary.json")["frames"]["train"]
 
     for member in range(2):
@@ -233,7 +312,7 @@ def test_two_iteration_loop_feeds_selected_labelled_frames_into_training(iterati
     models1 = [str(it1 / f"model{m}") for m in range(2)]
     run(config, "test", "--data", str(it1 / "data"), "--models", *models1, "--out", str(it1 / "metrics.json"), "--figure", str(it1 / "learning_curve.png"), iteration=1)
     run(config, "explore", "--models", *models1, "--out", str(it1 / "explore"), iteration=1)
-    run(config, "select", "--explore", str(it1 / "explore"), "--out", str(it1 / "selected.extxyz"), "--report", str(it1 / "selection.json"), iteration=1)
+    run(config, "select", "--explore", str(it1 / "explore"), "--metrics", str(it1 / "metrics.json"), "--out", str(it1 / "selected.extxyz"), "--report", str(it1 / "selection.json"), iteration=1)
     final = root / "mlip/final"
     run(config, "final", "--iterations", str(it0), str(it1), "--out", str(final))
     metadata = read_json(final / "metadata.json")

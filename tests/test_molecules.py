@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from liquidscale.errors import UserError
-from liquidscale.molecules import CO2, WATER, cut_cluster, get_molecule, group_molecules, is_dissociated, minimum_image
+from liquidscale.molecules import CO2, WATER, cut_cluster, cut_environment, get_molecule, group_molecules, is_dissociated, minimum_image
 
 
 def _random_rotation(rng):
@@ -93,3 +93,25 @@ def test_cut_cluster_returns_nearest_whole_molecules():
     centre_dist = np.sort(np.linalg.norm(cl_xyz[0::3], axis=1))
     assert centre_dist[0] == pytest.approx(WATER.bond_length)
     assert np.all(centre_dist[1:] < 3.0 + WATER.bond_length + 1e-9)
+
+
+@pytest.mark.parametrize("molecule", [WATER, CO2])
+def test_environment_cut_gives_each_core_atom_every_neighbour_out_to_the_shell(molecule):
+    """Implementation check of the cut's contract: around every core atom the cluster holds exactly the atoms
+    the periodic frame has within ``shell`` (nearest images), at the same distances; molecules stay whole."""
+    rng = np.random.default_rng(4)
+    symbols, positions, cell = _lattice_frame(molecule, 4, 3.4, rng)
+    core_radius, shell = 1.3, 3.0
+    for atom in (0, 1, 17):
+        cut_symbols, cut_xyz, core = cut_environment(symbols, positions, molecule, atom, core_radius, shell, cell)
+        assert group_molecules(cut_symbols, cut_xyz, molecule).intact
+        assert np.array_equal(core, np.linalg.norm(cut_xyz, axis=1) <= core_radius) and core.any()
+        for i in np.flatnonzero(core):
+            image = np.flatnonzero(np.linalg.norm(minimum_image(positions - positions[atom], cell) - cut_xyz[i], axis=1) < 1e-9)
+            assert len(image) == 1  # the core atom is that atom of the frame
+            in_frame = np.sort(np.linalg.norm(minimum_image(positions - positions[image[0]], cell), axis=1))
+            in_cut = np.sort(np.linalg.norm(cut_xyz - cut_xyz[i], axis=1))
+            n = int((in_frame <= shell).sum())
+            assert np.allclose(in_cut[:n], in_frame[:n]) and (in_cut <= shell).sum() == n
+    with pytest.raises(ValueError, match="does not fit"):
+        cut_environment(symbols, positions, molecule, 0, core_radius, 6.0, cell)  # 2 x 7.3 Å > the 13.6 Å box

@@ -18,6 +18,7 @@ from liquidscale.reference.configurations import (
 )
 
 INITIAL = {"cluster_sizes": [1, 3, 5], "frames_per_size": 3, "min_distance": 1.6, "density": 0.02, "bond_jitter": 0.03, "angle_jitter": 4.0}
+ENVIRONMENT = {"core_radius": 1.2, "shell": 1.5, "bulk_frames": 2, "bulk_test_frames": 1, "bulk_molecules": 16}
 
 
 def _intermolecular_min(positions, n_molecules):
@@ -82,15 +83,35 @@ def test_impossible_packing_is_a_user_error_naming_the_keys():
         initial_clusters(WATER, dict(INITIAL, cluster_sizes=[8], density=2.0), seed=1)
 
 
+def test_packed_boxes_keep_periodic_images_apart_at_the_requested_density():
+    from liquidscale.molecules import group_molecules, minimum_image
+    from liquidscale.reference.configurations import bulk_environments, packed_box
+
+    positions, cell = packed_box(WATER, 16, 0.033, np.random.default_rng(1), INITIAL)
+    assert 16 / np.linalg.det(cell) == pytest.approx(0.033)
+    assert group_molecules(list(WATER.symbols) * 16, positions, WATER, cell).intact
+    d = np.linalg.norm(minimum_image(positions[:, None] - positions[None], cell), axis=-1)
+    other = np.repeat(np.arange(16), 3)[:, None] != np.repeat(np.arange(16), 3)[None, :]
+    assert d[other].min() >= INITIAL["min_distance"]
+    frames = bulk_environments(WATER, ENVIRONMENT, INITIAL, 0.033, seed=4)
+    again = bulk_environments(WATER, ENVIRONMENT, INITIAL, 0.033, seed=4)
+    assert [f.info["held_out"] for f in frames] == [0, 0, 1]
+    assert all(np.array_equal(a.positions, b.positions) and np.array_equal(a.core, b.core) for a, b in zip(frames, again))
+    with pytest.raises(UserError, match="reference.initial.min_distance"):
+        packed_box(WATER, 16, 0.1, np.random.default_rng(1), INITIAL)
+
+
 def test_extxyz_input_is_accepted_appended_and_numbered(tmp_path):
     extra = tmp_path / "extra.extxyz"
     dimer = np.concatenate([WATER.geometry(), WATER.geometry() + [0.0, 0.0, 2.9]])
     ase.io.write(extra, [ase.Atoms("OH2OH2", positions=dimer), ase.Atoms("OH2", positions=WATER.geometry(), info={"source": "md:42"})])
-    reference = {"initial": dict(INITIAL, cluster_sizes=[1], frames_per_size=2), "extra_configurations": str(extra)}
-    frames = iteration0_configurations(WATER, reference, seed=5, extra=extra)
-    assert [f.info["frame"] for f in frames] == [0, 1, 2, 3]
-    assert [f.info["source"] for f in frames] == ["cluster", "cluster", "extra.extxyz:0", "md:42"]
-    np.testing.assert_allclose(frames[2].positions, dimer)
+    environment = {"core_radius": 1.2, "shell": 1.5, "bulk_frames": 1, "bulk_test_frames": 1, "bulk_molecules": 16}
+    reference = {"initial": dict(INITIAL, cluster_sizes=[1], frames_per_size=2), "environment": environment, "extra_configurations": str(extra)}
+    frames = iteration0_configurations(WATER, reference, seed=5, extra=extra, density=0.033)
+    assert [f.info["frame"] for f in frames] == [0, 1, 2, 3, 4, 5]
+    assert [f.info["source"] for f in frames] == ["cluster", "cluster", "bulk", "bulk", "extra.extxyz:0", "md:42"]
+    assert [f.info.get("held_out") for f in frames[2:4]] == [0, 1] and all(f.core.any() for f in frames[2:4])
+    np.testing.assert_allclose(frames[4].positions, dimer)
 
 
 def test_extxyz_rejects_periodic_frames_and_foreign_elements(tmp_path):
@@ -109,9 +130,11 @@ def test_extxyz_rejects_periodic_frames_and_foreign_elements(tmp_path):
 def test_action_settings_hold_only_what_each_action_reads():
     config = {
         "seed": 1,
+        "sampling": {"water": {"density_range": [0.003, 0.033], "slab_density": 0.03}},
         "reference": {
             "method": {"basis": "def2-SVP"},
             "initial": INITIAL,
+            "environment": ENVIRONMENT,
             "extra_configurations": {"co2": "co2.extxyz"},
             "shards": 2,
             "use_gpu": False,
@@ -121,7 +144,8 @@ def test_action_settings_hold_only_what_each_action_reads():
         },
     }
     conf = action_settings(config, "water", "configurations")
-    assert conf["reference"] == {"initial": INITIAL, "extra_configurations": None}
+    assert conf["reference"] == {"initial": INITIAL, "environment": ENVIRONMENT, "extra_configurations": None}
+    assert conf["bulk_density"] == 0.033  # the sampling stage's densest water state: the bulk boxes are packed at it
     label = action_settings(config, "co2", "label")
     assert set(label["reference"]) == {"method", "shards", "use_gpu"}  # resources do not rerun labelling
     assert action_settings(config, "co2", "collect")["reference"]["extra_configurations"] == "co2.extxyz"

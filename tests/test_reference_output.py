@@ -17,6 +17,7 @@ from liquidscale.config import validate_config
 from liquidscale.errors import UserError
 from liquidscale.molecules import WATER
 from liquidscale.reference import action_settings
+from liquidscale.mlip.data import register_atom_pref
 from liquidscale.reference.output import check_complete, read_labels, sort_by_type
 from builders import label_reference_iteration, write_radical
 
@@ -27,6 +28,7 @@ CONFIG = {
     "reference": {
         "method": {"xc": "HF", "basis": "sto-3g", "conv_tol": 1e-9},
         "initial": {"cluster_sizes": [1, 2], "frames_per_size": 2},
+        "environment": {"core_radius": 1.2, "shell": 1.5, "bulk_frames": 1, "bulk_test_frames": 1, "bulk_molecules": 16},
         "shards": 2,
     },
 }
@@ -34,7 +36,8 @@ CONFIG = {
 
 @pytest.fixture(scope="module")
 def campaign(tmp_path_factory):
-    """Run configurations -> label (2 shards) -> collect for water, with one unlabellable extra frame."""
+    """Run configurations -> label (2 shards) -> collect for water: 4 clusters, a bulk environment to train on
+    and one held out, and one unlabellable extra frame."""
     root = tmp_path_factory.mktemp("reference")
     extra = root / "extra.extxyz"
     write_radical(extra)
@@ -45,9 +48,10 @@ def campaign(tmp_path_factory):
 def test_every_frame_is_labelled_or_failed(campaign):
     summary = pd.read_csv(campaign / "summary.csv")
     failures = pd.read_csv(campaign / "failures.csv")
-    assert list(summary["frame"]) == [0, 1, 2, 3]
-    assert list(summary["shard"]) == [0, 1, 0, 1]
-    assert list(failures["frame"]) == [4] and failures["source"][0] == "radical"
+    assert list(summary["frame"]) == [0, 1, 2, 3, 4, 5]
+    assert set(summary["shard"]) == {0, 1}  # shards balance cost (atoms^3): the larger cuts spread out
+    assert list(summary["source"][4:]) == ["bulk", "bulk"]
+    assert list(failures["frame"]) == [6] and failures["source"][0] == "radical"
     assert "cannot build molecule" in failures["reason"][0]
     assert set(summary["scf_attempt"]) == {"diis"}
 
@@ -55,11 +59,13 @@ def test_every_frame_is_labelled_or_failed(campaign):
 def test_deepmd_npy_round_trips_the_labels(campaign):
     labels = read_labels(campaign / "labels.extxyz")
     summary = pd.read_csv(campaign / "summary.csv")
-    folders = sorted((campaign / "data").iterdir())
-    assert [p.name for p in folders] == ["O1H2", "O2H4"]
-    data = {p.name: dpdata.LabeledSystem(str(p), fmt="deepmd/npy") for p in folders}
+    register_atom_pref()
+    folders = sorted(p.parent for p in (campaign / "data").rglob("type.raw"))
+    assert {p.parent.name for p in folders} == {"clusters", "environments", "bulk"}
+    data = {f"{p.parent.name}/{p.name}": dpdata.LabeledSystem(str(p), fmt="deepmd/npy") for p in folders}
+    assert sorted(summary["data_folder"]) == sorted(f"{k}" for k, system in data.items() for _ in range(len(system)))
     for atoms, row in zip(labels, summary.itertuples()):
-        system = data[row.formula]
+        system = data[row.data_folder]
         assert system["atom_names"] == ["O", "H"] and system.nopbc
         order = sort_by_type(atoms, ["O", "H"])
         i = row.index_in_data
@@ -68,6 +74,10 @@ def test_deepmd_npy_round_trips_the_labels(campaign):
         assert system["energies"][i] == pytest.approx(atoms.get_potential_energy(), abs=1e-9)
         assert row.energy_eV == pytest.approx(atoms.get_potential_energy(), abs=1e-9)
         assert [system["atom_names"][t] for t in system["atom_types"]] == sorted(atoms.get_chemical_symbols(), key=["O", "H"].index)
+        # DeePMD's per-atom force weights: an environment's core mask, every atom of a cluster
+        core = atoms.arrays["core"] if "core" in atoms.arrays else np.ones(len(atoms), dtype=bool)
+        np.testing.assert_array_equal(system["atom_pref"][i], np.repeat(core[order, None], 3, axis=1).astype(float))
+        assert (row.data_folder.split("/")[0] == "clusters") == ("core" not in atoms.arrays)
 
 
 def test_labels_equal_a_direct_calculation(campaign):
@@ -84,12 +94,12 @@ def test_labels_equal_a_direct_calculation(campaign):
 def test_configurations_feed_back_and_provenance(campaign):
     configurations = ase.io.read(campaign / "configurations.extxyz", index=":")
     labels = read_labels(campaign / "labels.extxyz")
-    assert len(configurations) == 5
+    assert len(configurations) == 7
     for conf, lab in zip(configurations, labels):
         np.testing.assert_array_equal(conf.get_positions(), lab.get_positions())
     record = json.loads((campaign / "provenance.json").read_text())
     assert record["method"]["basis"] == "sto-3g" and record["method"]["xc"] == "HF"
-    assert record["n_labelled"] == 4 and record["n_failed"] == 1
+    assert record["n_labelled"] == 6 and record["n_failed"] == 1
     assert record["packages"]["pyscf"] and record["packages"]["dpdata"]
     assert record["seeds"]["seed"] == validate_config(CONFIG)["seed"]
     assert len(record["config_hash"]) == 64 and "configurations" in record["upstream_hashes"]

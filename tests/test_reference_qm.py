@@ -127,3 +127,28 @@ def test_check_method_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_core_forces_do_not_feel_where_the_environment_is_cut():
+    """The core-atom mask: a core atom's force barely moves when its environment's shell grows, while the forces
+    on the cut's boundary atoms move a lot (so the check can tell the two apart). HF/STO-3G on a packed water box;
+    the same atoms are compared between cuts with 1.0, 2.5 and 3.6 Å shells around a 1.2 Å core."""
+    from liquidscale.molecules import cut_environment
+    from liquidscale.reference.configurations import packed_box
+
+    method = {**METHOD, "xc": "HF", "basis": "sto-3g", "density_fit": False, "conv_tol": 1e-9}
+    positions, cell = packed_box(WATER, 32, 0.033, np.random.default_rng(7), {"min_distance": 1.6, "bond_jitter": 0.03, "angle_jitter": 4.0})
+    symbols = list(WATER.symbols) * 32
+    cuts = {shell: cut_environment(symbols, positions, WATER, 0, 1.2, shell, cell) for shell in (1.0, 2.5, 3.6)}
+    forces = {shell: qm.label(s, x, method).forces for shell, (s, x, _) in cuts.items()}
+    largest = cuts[3.6][1]
+    moved = {}
+    for shell in (1.0, 2.5):
+        _, x, core = cuts[shell]
+        same = [int(np.argmin(np.linalg.norm(largest - xi, axis=1))) for xi in x]
+        change = np.linalg.norm(forces[shell] - forces[3.6][same], axis=1)
+        moved[shell] = (change[core].max(), np.median(change[~core]))
+    print({shell: f"core max {c:.3f}, boundary median {b:.3f} eV/Å" for shell, (c, b) in moved.items()})
+    core_25, boundary_25 = moved[2.5]
+    assert core_25 < CORE_FORCE_BOUND and core_25 < boundary_25 / 3
+    assert moved[1.0][0] > core_25  # a thinner shell is felt more: the bound measures the cut, not noise

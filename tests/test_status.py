@@ -78,7 +78,8 @@ def _mlip(water):
         it = water / "mlip" / f"iter{k:03d}"
         for member in range(2):
             (it / f"model{member}").mkdir(parents=True)
-        (it / "metrics.json").write_text(json.dumps({"system": "water", "iteration": f"{k:03d}", "frames": frames, "held_out_mean": held_out, "members": []}))
+        (it / "metrics.json").write_text(json.dumps({"system": "water", "iteration": f"{k:03d}", "frames": {**frames, "bulk": 2}, "held_out_mean": held_out,
+                                                     "bulk_mean": {"force_rmse": 2 * held_out["force_rmse"]}, "members": []}))
         (it / "selection.json").write_text(json.dumps({"frames": 100, "failed_replica_frames": 0, **fractions, "converged": converged, "selected": selected,
                                                        "candidate_clusters": selected}))
     (water / "mlip" / "iter002").mkdir()  # the next iteration has started: nothing written yet
@@ -143,7 +144,7 @@ def test_reference_and_concurrent_learning(results):
     assert [r["count"] for r in first["failure_reasons"]] == [1]
     assert second["state"] == "labelling" and second["shards_done"] == 1
     iterations = water["mlip"]["iterations"]
-    assert [r["force_rmse"] for r in iterations[:2]] == [0.41, 0.22]
+    assert [r["force_rmse"] for r in iterations[:2]] == [0.41, 0.22] and [r["bulk_force_rmse"] for r in iterations[:2]] == [0.82, 0.44]
     assert [(r["accurate"], r["candidate"], r["failed"], r["converged"]) for r in iterations[:2]] == [(0.6, 0.3, 0.1, False), (0.97, 0.03, 0.0, True)]
     assert iterations[2]["state"] == "training" and "force_rmse" not in iterations[2]
     assert water["mlip"]["final"] is None and water["sampling"] is None and water["analysis"] is None

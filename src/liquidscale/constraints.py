@@ -115,6 +115,14 @@ def _check_mlip(config: Mapping[str, Any], molecular: list[str]) -> None:
             needed = math.ceil(densest * (2 * rcut) ** 3)
             _fail("mlip.explore.molecules", f"{explore['molecules']} {system} molecules at the densest sampled state ({densest} Å^-3) make a {edge:.1f} Å box, "
                   f"shorter than twice mlip.descriptor.rcut ({rcut} Å); use at least {needed}")
+        # an environment is cut from exploration boxes and from the packed bulk boxes: each must hold the cut twice
+        environment = config["reference"]["environment"]
+        reach = environment["core_radius"] + environment["shell"]
+        for key, n in (("mlip.explore.molecules", explore["molecules"]), ("reference.environment.bulk_molecules", environment["bulk_molecules"])):
+            edge = (n / densest) ** (1.0 / 3.0)
+            if 2 * reach > edge and (key == "mlip.explore.molecules" or environment["bulk_frames"] + environment["bulk_test_frames"] > 0):
+                _fail(key, f"{n} {system} molecules at {densest} Å^-3 make a {edge:.1f} Å box, shorter than twice the environment cut "
+                      f"reference.environment.core_radius + shell ({reach} Å); use at least {math.ceil(densest * (2 * reach) ** 3)}")
 
 
 def _check_multiple(block: Mapping[str, Any], key: str, spacing_key: str, system: str) -> None:

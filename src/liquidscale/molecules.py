@@ -162,6 +162,19 @@ def whole_molecule_positions(positions: np.ndarray, members: np.ndarray, cell: n
     return centre + minimum_image(positions[members] - centre, cell)
 
 
+def molecules_around(symbols: Sequence[str], positions: np.ndarray, molecule: Molecule, around_atom: int, cell: np.ndarray | None) -> np.ndarray:
+    """Every molecule made whole across periodic boundaries, at its image nearest to atom ``around_atom``
+    and shifted so that atom is the origin: (n_molecules, 3, 3), atoms in template order."""
+    grouping = group_molecules(symbols, positions, molecule, cell)
+    if not grouping.intact:
+        raise ValueError(f"cannot cut a cluster from a frame with broken molecules: {grouping.reason}")
+    positions = np.asarray(positions, dtype=float)
+    whole = whole_molecule_positions(positions, grouping.members, cell)
+    origin = positions[around_atom]
+    shift = minimum_image(whole[:, 0, :] - origin, cell) - (whole[:, 0, :] - origin)
+    return whole + shift[:, None, :] - origin
+
+
 def cut_cluster(
     symbols: Sequence[str],
     positions: np.ndarray,
@@ -175,15 +188,37 @@ def cut_cluster(
 
     Used to turn a bulk MD frame into a finite cluster a molecular QM code can label.
     """
-    grouping = group_molecules(symbols, positions, molecule, cell)
-    if not grouping.intact:
-        raise ValueError(f"cannot cut a cluster from a frame with broken molecules: {grouping.reason}")
-    if not 1 <= n_molecules <= len(grouping.members):
-        raise ValueError(f"n_molecules={n_molecules} must be between 1 and {len(grouping.members)}")
-    positions = np.asarray(positions, dtype=float)
-    whole = whole_molecule_positions(positions, grouping.members, cell)
-    origin = positions[around_atom]
-    shift = minimum_image(whole[:, 0, :] - origin, cell) - (whole[:, 0, :] - origin)
-    whole = whole + shift[:, None, :] - origin
+    whole = molecules_around(symbols, positions, molecule, around_atom, cell)
+    if not 1 <= n_molecules <= len(whole):
+        raise ValueError(f"n_molecules={n_molecules} must be between 1 and {len(whole)}")
     order = np.argsort(np.linalg.norm(whole[:, 0, :], axis=1), kind="stable")[:n_molecules]
     return list(molecule.symbols) * n_molecules, whole[order].reshape(-1, 3)
+
+
+def cut_environment(
+    symbols: Sequence[str],
+    positions: np.ndarray,
+    molecule: Molecule,
+    around_atom: int,
+    core_radius: float,
+    shell: float,
+    cell: np.ndarray | None = None,
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """A finite cluster that holds the complete environment of its core atoms: (symbols, positions, core).
+
+    The core is every atom within ``core_radius`` of atom ``around_atom``; the cluster is every whole
+    molecule with an atom within ``core_radius + shell`` of it, so each core atom sees all its neighbours
+    out to ``shell`` (the descriptor's rcut in production) as in the bulk. Only core forces are bulk-like:
+    ``core`` marks the atoms a model should be trained on. Molecules are ordered by distance (the
+    selected molecule first) and centred on ``around_atom``. A periodic box must be wider than twice the
+    cut, or a molecule would have to appear twice.
+    """
+    reach = core_radius + shell
+    if cell is not None and 2 * reach > np.min(np.linalg.norm(np.asarray(cell, dtype=float), axis=1)):
+        raise ValueError(f"the environment cut (core {core_radius} + shell {shell} Å) does not fit twice into the periodic box")
+    whole = molecules_around(symbols, positions, molecule, around_atom, cell)
+    distance = np.linalg.norm(whole, axis=-1)
+    order = np.argsort(distance.min(axis=1), kind="stable")
+    kept = order[distance[order].min(axis=1) <= reach]
+    core = distance[kept].reshape(-1) <= core_radius
+    return list(molecule.symbols) * len(kept), whole[kept].reshape(-1, 3), core

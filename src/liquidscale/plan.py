@@ -191,25 +191,32 @@ class Workload:
         return self._cache[key]
 
     def label_atoms(self, system: str, iteration: int, shard: int) -> list[int]:
-        """Atoms per frame of one labelling shard. Iteration 0: the actual clusters (and extra frames);
-        later iterations: the most the selection can send (max_candidates clusters of max_cluster_molecules)."""
+        """Atoms per frame of one labelling shard. Iteration 0: the actual clusters and bulk environments (and extra
+        frames); later iterations: max_candidates environments of the size a cut holds on average at the densest state."""
         return self._cached(("shards", system, min(iteration, 1)), lambda: self._shard_atoms(system, iteration))[shard]
 
     def _shard_atoms(self, system: str, iteration: int) -> list[list[int]]:
         """Atoms per frame of every shard, split by the labelling jobs' own ``assign_shards``."""
+        import math
+
         import numpy as np
 
+        from .mlip.exploration import densest
         from .molecules import get_molecule
         from .reference.configurations import Frame, assign_shards, iteration0_configurations
 
         reference = self.config["reference"]
+        molecule = get_molecule(system)
+        density = densest(self.config["sampling"], system)
         if iteration == 0:
             extra = (reference.get("extra_configurations") or {}).get(system)
-            frames = iteration0_configurations(get_molecule(system), reference, self.config["seed"], extra)
+            frames = iteration0_configurations(molecule, reference, self.config["seed"], extra, density)
         else:
-            select = self.config["mlip"]["select"]
-            n_atoms = select["max_cluster_molecules"] * ATOMS_PER_MOLECULE[system]
-            frames = [Frame(["X"] * n_atoms, np.zeros((n_atoms, 3))) for _ in range(select["max_candidates"])]
+            environment = reference["environment"]
+            # whole molecules with an atom within the cut: centres out to the cut plus a bond length
+            reach = environment["core_radius"] + environment["shell"] + molecule.bond_length
+            n_atoms = math.ceil(4.0 / 3.0 * math.pi * reach**3 * density) * ATOMS_PER_MOLECULE[system]
+            frames = [Frame(["X"] * n_atoms, np.zeros((n_atoms, 3))) for _ in range(self.config["mlip"]["select"]["max_candidates"])]
         return [[len(f.symbols) for f in shard] for shard in assign_shards(frames, reference["shards"])]
 
     def explore_atom_steps(self, system: str, iteration: int) -> float:

@@ -96,7 +96,8 @@ def mlip_status(system_dir: Path) -> dict[str, Any] | None:
         row: dict[str, Any] = {"iteration": int(it.name[4:]), "members_trained": sum(1 for p in it.glob("model[0-9]*") if p.is_dir())}
         metrics = _read_json(it / "metrics.json")
         if metrics is not None:
-            row.update(train_frames=metrics["frames"]["train"], test_frames=metrics["frames"]["test"], **metrics["held_out_mean"])
+            row.update(train_frames=metrics["frames"]["train"], test_frames=metrics["frames"]["test"], **metrics["held_out_mean"],
+                       bulk_force_rmse=metrics["bulk_mean"]["force_rmse"])
         selection = _read_json(it / "selection.json")
         if selection is not None:
             row.update({key: selection[key] for key in ("frames", "accurate", "candidate", "failed", "selected", "converged") if key in selection})
@@ -312,16 +313,16 @@ def _text_reference(rows) -> list[str]:
 
 
 def _text_mlip(mlip) -> list[str]:
-    lines = ["  iter  members  train/test frames  force RMSE (eV/Å)  accurate  candidate  failed  selected  converged"]
+    lines = ["  iter  members  train/test frames  force RMSE (eV/Å)  bulk (eV/Å)  accurate  candidate  failed  selected  converged"]
     for r in mlip["iterations"]:
         frames = f"{r['train_frames']}/{r['test_frames']}" if "train_frames" in r else "-"
         converged = {True: "yes", False: "no"}.get(r.get("converged"), "-")
-        lines.append(f"  {r['iteration']:03d}   {r['members_trained']:>7}  {frames:>17}  {_g(r.get('force_rmse')):>17}  {_g(r.get('accurate'), 2):>8}"
+        lines.append(f"  {r['iteration']:03d}   {r['members_trained']:>7}  {frames:>17}  {_g(r.get('force_rmse')):>17}  {_g(r.get('bulk_force_rmse')):>11}  {_g(r.get('accurate'), 2):>8}"
                      f"  {_g(r.get('candidate'), 2):>9}  {_g(r.get('failed'), 2):>6}  {_g(r.get('selected')):>8}  {converged:>9}")
     final = mlip["final"]
     if final:
-        lines.append(f"  final model: iteration {final['iteration']:03d}, stop criterion (accurate fraction) {'met' if final['converged'] else 'not met'};"
-                     f" held-out force RMSE {_g(final.get('force_rmse'))} eV/Å")
+        lines.append(f"  final model: iteration {final['iteration']:03d}, stop criterion (accurate fraction, bulk force RMSE) {'met' if final['converged'] else 'not met'};"
+                     f" held-out force RMSE {_g(final.get('force_rmse'))} eV/Å, bulk {_g(final.get('bulk_force_rmse'))} eV/Å")
     else:
         lines.append("  final model: not yet")
     return lines

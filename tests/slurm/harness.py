@@ -40,6 +40,7 @@ REDUCED_CONFIG = {
     "reference": {
         "method": {"xc": "PBE", "basis": "sto-3g", "density_fit": True, "conv_tol": 1.0e-8},
         "initial": {"cluster_sizes": [1, 2], "frames_per_size": 1},
+        "environment": {"core_radius": 1.0, "shell": 1.0, "bulk_frames": 1, "bulk_test_frames": 1, "bulk_molecules": 8},
         "shards": 2,
     },
     "mlip": {
@@ -49,7 +50,7 @@ REDUCED_CONFIG = {
         "fitting_neuron": [8, 8],
         "training": {"steps": 20, "decay_steps": 10, "start_lr": 0.01, "stop_lr": 1.0e-4, "start_pref_e": 0.5, "start_pref_f": 50.0, "mem_mb": 1000, "runtime": 10},
         "explore": {"molecules": 8, "temperatures": 1, "densities": 1, "slab": False, "external_potentials": 1, "steps": 20, "frames": 2, "runtime": 10},
-        "select": {"trust_lo": 0.5, "trust_hi": 8.0, "max_candidates": 2, "cluster_radius": 3.2, "max_cluster_molecules": 2},
+        "select": {"trust_lo": 0.5, "trust_hi": 8.0, "max_candidates": 2},
     },
     "sampling": {
         "runs": 4,

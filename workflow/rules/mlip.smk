@@ -100,7 +100,8 @@ rule mlip_explore:
 
 rule mlip_select:
     input:
-        "results/{system}/mlip/iter{iteration}/explore",
+        explore="results/{system}/mlip/iter{iteration}/explore",
+        metrics="results/{system}/mlip/iter{iteration}/metrics.json",
     output:
         selected="results/{system}/mlip/iter{iteration}/selected.extxyz",
         report="results/{system}/mlip/iter{iteration}/selection.json",
@@ -115,7 +116,7 @@ rule mlip_select:
         runtime=20,
         cpus_per_task=1,
     shell:
-        "liquidscale mlip select --settings {params.settings:q} --iteration {wildcards.iteration} --explore {input}"
+        "liquidscale mlip select --settings {params.settings:q} --iteration {wildcards.iteration} --explore {input.explore} --metrics {input.metrics}"
         " --out {output.selected} --report {output.report} > {log} 2>&1"
 
 

@@ -34,7 +34,7 @@ def register(subparsers) -> None:
     sub.add_argument("--member", type=int, required=True, help="ensemble member index")
     sub.add_argument("--data", required=True, help="this iteration's mlip data folder")
     sub.add_argument("--previous", help="the same member's folder of the previous iteration (reused when no data were added)")
-    sub = action("test", "dp --pt test every member on the held-out frames; metrics JSON and learning curves", _test)
+    sub = action("test", "every member on the held-out frames and the held-out bulk environments; metrics JSON and learning curves", _test)
     sub.add_argument("--data", required=True, help="this iteration's mlip data folder")
     sub.add_argument("--models", nargs="+", required=True, help="member folders")
     sub.add_argument("--figure", required=True, help="learning-curve figure (png)")
@@ -42,6 +42,7 @@ def register(subparsers) -> None:
     sub.add_argument("--models", nargs="+", required=True, help="member folders of this iteration (each with model.pth)")
     sub = action("select", "classify explored frames, cut and pick clusters for the reference stage", _select)
     sub.add_argument("--explore", required=True, help="this iteration's exploration folder")
+    sub.add_argument("--metrics", required=True, help="this iteration's metrics JSON (its held-out bulk force RMSE)")
     sub.add_argument("--report", required=True, help="selection report JSON")
     sub = action("final", "collect the last iteration's models, metadata and convergence figure", _final)
     sub.add_argument("--iterations", nargs="+", required=True, help="mlip/iter{k} folders, k = 0..last in order")
@@ -132,37 +133,37 @@ def _train(args) -> None:
 
 
 def _test(args) -> None:
-    import tempfile
-
     import numpy as np
 
     from ..io import provenance, read_json, write_json
     from . import data, training
 
     settings = args.settings
-    test_dir = Path(args.data) / "test"
+    _set_threads(args.threads)
     summary = read_json(Path(args.data) / "summary.json")
-    data.check_folders(test_dir, summary["type_map"], "mlip_data", args.data)
+    type_map = summary["type_map"]
+    parts = {"held_out": Path(args.data) / "test", "bulk": Path(args.data) / "bulk"}
+    for part in parts.values():
+        data.check_folders(part, type_map, "mlip_data", args.data)
     members = []
     for folder in map(Path, args.models):
-        with tempfile.TemporaryDirectory() as workdir:
-            held_out = training.dp_test(folder / "model.pth", test_dir, Path(workdir), args.threads)
         curve = training.read_lcurve(folder / "lcurve.out")
         members.append(
             {
                 "model": folder.name,
-                "held_out": held_out,
-                "train_final": {"energy_rmse_per_atom": float(curve["rmse_e_trn"][-1]), "force_rmse": float(curve["rmse_f_trn"][-1])},
+                **{name: training.held_out_errors(folder / "model.pth", part, type_map) for name, part in parts.items()},
+                "train_final": {"energy_rmse_per_atom": float(curve["rmse_e_trn"][-1]), "force_rmse": float(training.force_column(curve)[-1])},
                 "seed": read_json(folder / "member.json")["seed"],
             }
         )
-    mean = {key: float(np.mean([m["held_out"][key] for m in members])) for key in ("energy_rmse_per_atom", "force_rmse")}
     metrics = {
         "system": settings["system"],
         "iteration": args.iteration,
         "frames": summary["frames"],
         "units": {"energy_rmse_per_atom": "eV/atom", "force_rmse": "eV/Å"},
-        "held_out_mean": mean,
+        "force_atoms": "core atoms of environments, every atom of plain clusters",
+        "held_out_mean": {key: float(np.mean([m["held_out"][key] for m in members])) for key in ("energy_rmse_per_atom", "force_rmse")},
+        "bulk_mean": {"force_rmse": float(np.mean([m["bulk"]["force_rmse"] for m in members]))},
         "members": members,
         "provenance": provenance(settings, inputs={"data": Path(args.data) / "summary.json"}),
     }
@@ -225,7 +226,10 @@ def _select(args) -> None:
     molecule = get_molecule(settings["system"])
     symbols, frames, cells, deviation, atom = exploration.read_exploration(args.explore)
     missing = read_json(Path(args.explore) / "explore.json")["missing_frames"]
-    clusters, report = selection.select_clusters(symbols, frames, cells, deviation, atom, molecule, settings["mlip"]["select"], missing)
+    bulk_force_rmse = read_json(args.metrics)["bulk_mean"]["force_rmse"]
+    clusters, report = selection.select_clusters(
+        symbols, frames, cells, deviation, atom, molecule, settings["mlip"]["select"], settings["environment"], missing, bulk_force_rmse
+    )
     with atomic_path(args.out) as tmp:
         selection.write_clusters(tmp, clusters, settings["system"], args.iteration)
     report.update(
@@ -235,7 +239,7 @@ def _select(args) -> None:
         trust_hi=settings["mlip"]["select"]["trust_hi"],
         selected_deviation=[c.deviation for c in clusters],
         selected_molecules=[len(c.symbols) // len(molecule.symbols) for c in clusters],
-        provenance=provenance(settings, inputs={"model_devi": Path(args.explore) / "model_devi.csv"}),
+        provenance=provenance(settings, inputs={"model_devi": Path(args.explore) / "model_devi.csv", "metrics": args.metrics}),
     )
     write_json(args.report, report)
 
@@ -267,7 +271,7 @@ def _final(args) -> None:
         "sel": descriptor["sel"],
         "training_frames": data_summary["frames"],
         "training_data_hashes": {"train": data_summary["train_hash"], **data_summary["reference_hashes"]},
-        "metrics": read_json(last / "metrics.json")["held_out_mean"],
+        "metrics": {**read_json(last / "metrics.json")["held_out_mean"], "bulk_force_rmse": history[-1]["bulk_force_rmse"]},
         "history": history,
         "converged": history[-1]["converged"],
         "versions": convergence.versions(),

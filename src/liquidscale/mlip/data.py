@@ -1,6 +1,7 @@
 """Labelled data for training: gather every iteration's dpdata folders, split held-out frames, size ``sel``.
 
-The split is by frame, drawn over all frames of one reference iteration (its compositions pooled,
+Held-out bulk environments (the reference stage's ``data/bulk/``) go to ``bulk/`` whole and are never
+trained on. Of the rest, the split is by frame, drawn over all frames of one reference iteration (its compositions pooled,
 so small compositions are not over-represented) and seeded by (config seed, source iteration): a
 frame held out in iteration i stays held out in every later iteration, so test metrics never see a
 frame that an earlier or later model trained on.
@@ -28,6 +29,26 @@ class Frames:
     cells: np.ndarray | None  # (F, 3, 3) Å, None for clusters (no periodic boundaries)
     energies: np.ndarray  # (F,) eV
     forces: np.ndarray  # (F, N, 3) eV/Å
+    weights: np.ndarray  # (F, N) per-atom force weight: 1 where the force is trained on and tested (core atoms)
+
+
+def register_atom_pref() -> None:
+    """Teach dpdata the per-atom force weights (``atom_pref.npy``), so reading, splitting and writing keep them.
+
+    Stored once per force component, (frames, atoms, 3): DeePMD-kit 3.2's PyTorch data loader reads the file
+    frame by frame without the per-atom repeat its loss expects, so a (frames, atoms) file fails to train.
+    """
+    import dpdata
+    from dpdata.data_type import Axis, DataType
+
+    atom_pref = DataType("atom_pref", np.ndarray, (Axis.NFRAMES, Axis.NATOMS, 3), required=False, deepmd_name="atom_pref")
+    for cls in (dpdata.System, dpdata.LabeledSystem):
+        cls.register_data_type(atom_pref)
+
+
+def per_component(weights: np.ndarray) -> np.ndarray:
+    """Per-atom weights (..., atoms) as the stored per-component array (..., atoms, 3)."""
+    return np.repeat(np.asarray(weights, dtype=float)[..., None], 3, axis=-1)
 
 
 def system_folders(data_dirs: Sequence[str | Path]) -> list[Path]:
@@ -46,6 +67,7 @@ def labelled_system(folder: str | Path, type_map: Sequence[str], rule: str, outp
     import dpdata
     from dpdata.data_type import DataError
 
+    register_atom_pref()
     try:
         system = dpdata.LabeledSystem(str(folder), fmt="deepmd/npy", type_map=list(type_map))
     except (OSError, EOFError, ValueError, KeyError, IndexError, DataError) as exc:
@@ -75,6 +97,7 @@ def load_frames(folder: str | Path, type_map: Sequence[str], rule: str = "mlip_d
         cells=np.asarray(system["cells"], dtype=float) if periodic else None,
         energies=np.asarray(system["energies"], dtype=float),
         forces=np.asarray(system["forces"], dtype=float),
+        weights=np.asarray(system.data["atom_pref"][..., 0] if "atom_pref" in system.data else np.ones(system["coords"].shape[:2]), dtype=float),
     )
 
 
@@ -90,20 +113,25 @@ def held_out_mask(n_frames: int, fraction: float, seed: int, source_iteration: i
 def split_data(
     iteration_dirs: Sequence[tuple[int, Path]], type_map: Sequence[str], fraction: float, seed: int, out_dir: Path
 ) -> dict[str, int]:
-    """Write ``out_dir/train/`` and ``out_dir/test/`` (one folder per source iteration and composition).
+    """Write ``out_dir/train/``, ``out_dir/test/`` and ``out_dir/bulk/`` (one folder per source iteration,
+    kind and composition).
 
     ``iteration_dirs`` pairs each reference iteration with its ``data/`` folder. Returns frame counts.
     """
-    counts = {"train": 0, "test": 0}
+    counts = {"train": 0, "test": 0, "bulk": 0}
     for iteration, data_dir in iteration_dirs:
-        folders = system_folders([data_dir])
+        for folder in system_folders([data_dir / "bulk"]) if (data_dir / "bulk").is_dir() else []:
+            system = labelled_system(folder, type_map, "reference_collect", data_dir)
+            system.to_deepmd_npy(str(out_dir / "bulk" / f"iter{iteration:03d}_{folder.name}"))
+            counts["bulk"] += len(system)
+        folders = [f for f in system_folders([data_dir]) if f.parent.name != "bulk"]
         systems = [labelled_system(folder, type_map, "reference_collect", data_dir) for folder in folders]
         sizes = [len(system) for system in systems]
         masks = np.split(held_out_mask(sum(sizes), fraction, seed, iteration), np.cumsum(sizes)[:-1])
         for folder, system, mask in zip(folders, systems, masks):
             for part, indices in (("test", np.flatnonzero(mask)), ("train", np.flatnonzero(~mask))):
                 if len(indices):
-                    system.sub_system(indices).to_deepmd_npy(str(out_dir / part / f"iter{iteration:03d}_{folder.name}"))
+                    system.sub_system(indices).to_deepmd_npy(str(out_dir / part / f"iter{iteration:03d}_{folder.parent.name}_{folder.name}"))
                     counts[part] += len(indices)
     if counts["train"] == 0:
         raise UserError(f"no labelled frames found in {[str(d) for _, d in iteration_dirs]}; the reference stage produced no data")

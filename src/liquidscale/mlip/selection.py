@@ -2,12 +2,13 @@
 
 Every explored frame is *accurate* (max force deviation below ``trust_lo``), a *candidate*
 (between ``trust_lo`` and ``trust_hi``) or *failed* (above ``trust_hi``, or from a replica that blew
-up: too far from the data to learn from). Candidates become clusters: the whole molecules whose
-centre atom lies within ``cluster_radius`` of the frame's most uncertain atom, cut out across the
-periodic boundaries (a molecular QM code labels finite clusters). Clusters are then chosen by
+up: too far from the data to learn from). Candidates become clusters: the complete environment of
+the frame's most uncertain atom (``reference.environment``: the whole molecules with an atom within
+``core_radius + shell`` of it, cut out across the periodic boundaries, since a molecular QM code
+labels finite clusters), of which only the core atoms are trained on. Clusters are then chosen by
 farthest-point sampling on a pair-distance fingerprint, so near-duplicates (consecutive frames of
 one trajectory, symmetric copies) are sent once. Once the accurate fraction reaches the converged
-threshold, nothing is selected.
+threshold (and, when set, the held-out bulk force RMSE its bound), nothing is selected.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..molecules import Molecule, cut_cluster, group_molecules, minimum_image
+from ..molecules import Molecule, cut_environment, group_molecules
 
 ACCURATE, CANDIDATE, FAILED = "accurate", "candidate", "failed"
 
@@ -46,25 +47,17 @@ class Cluster:
 
     symbols: list[str]
     positions: np.ndarray  # (n, 3) Å, centred on the most uncertain atom
+    core: np.ndarray  # (n,) bool: atoms whose whole environment is in the cluster (trained on)
     frame: int
     deviation: float
 
 
-def molecules_within(symbols: Sequence[str], positions: np.ndarray, molecule: Molecule, atom: int, radius: float, cell: np.ndarray | None) -> int:
-    """Number of molecules whose centre atom lies within ``radius`` of ``atom`` (its own molecule included)."""
-    grouping = group_molecules(symbols, positions, molecule, cell)
-    centres = positions[grouping.members[:, 0]]
-    distance = np.linalg.norm(minimum_image(centres - positions[atom], cell), axis=-1)
-    return max(1, int((distance <= radius).sum()))
-
-
-def cut_candidate(symbols, positions, cell, molecule: Molecule, atom: int, radius: float, max_molecules: int, frame: int, deviation: float) -> Cluster | None:
-    """The cluster around ``atom``; None when the frame's molecules are broken (nothing whole to cut)."""
+def cut_candidate(symbols, positions, cell, molecule: Molecule, atom: int, environment: Mapping[str, Any], frame: int, deviation: float) -> Cluster | None:
+    """The complete environment of ``atom``; None when the frame's molecules are broken (nothing whole to cut)."""
     if not group_molecules(symbols, positions, molecule, cell).intact:
         return None
-    n = min(molecules_within(symbols, positions, molecule, atom, radius, cell), max_molecules)
-    cluster_symbols, cluster_positions = cut_cluster(symbols, positions, molecule, atom, n, cell)
-    return Cluster(cluster_symbols, cluster_positions, frame, deviation)
+    cluster_symbols, cluster_positions, core = cut_environment(symbols, positions, molecule, atom, environment["core_radius"], environment["shell"], cell)
+    return Cluster(cluster_symbols, cluster_positions, core, frame, deviation)
 
 
 def fingerprint(symbols: Sequence[str], positions: np.ndarray, elements: Sequence[str], r_max: float, width: float = 0.3) -> np.ndarray:
@@ -110,20 +103,28 @@ def select_clusters(
     uncertain_atom: np.ndarray,
     molecule: Molecule,
     select: Mapping[str, Any],
+    environment: Mapping[str, Any],
     failed_replica_frames: int = 0,
+    bulk_force_rmse: float = float("nan"),
 ) -> tuple[list[Cluster], dict[str, Any]]:
-    """Classify frames, and unless converged pick spread-out candidate clusters; returns them and a report."""
+    """Classify frames, and unless converged pick spread-out candidate clusters; returns them and a report.
+
+    ``bulk_force_rmse`` is this iteration's held-out bulk error; with ``converged_bulk_force_rmse`` set,
+    convergence also needs it below that bound (NaN, no bulk set, never converges then)."""
     labels = classify(max_deviation, select["trust_lo"], select["trust_hi"])
     report: dict[str, Any] = {"frames": len(labels), "failed_replica_frames": failed_replica_frames, **fractions(labels, failed_replica_frames)}
-    report["converged"] = bool(report[ACCURATE] >= select["converged_accurate_fraction"])
+    bound = select["converged_bulk_force_rmse"]
+    report["bulk_force_rmse"] = bulk_force_rmse
+    report["bulk_accurate"] = bool(bound is None or bulk_force_rmse <= bound)
+    report["converged"] = bool(report[ACCURATE] >= select["converged_accurate_fraction"] and report["bulk_accurate"])
     clusters: list[Cluster] = []
     if not report["converged"]:
         for f in np.flatnonzero(labels == CANDIDATE):
             cell = np.diag(cells[f]) if cells[f] is not None else None
-            cluster = cut_candidate(symbols, frames[f], cell, molecule, int(uncertain_atom[f]), select["cluster_radius"], select["max_cluster_molecules"], int(f), float(max_deviation[f]))
+            cluster = cut_candidate(symbols, frames[f], cell, molecule, int(uncertain_atom[f]), environment, int(f), float(max_deviation[f]))
             if cluster is not None:
                 clusters.append(cluster)
-    r_max = 2 * select["cluster_radius"] + 2 * molecule.bond_length + 1.0
+    r_max = 2 * (environment["core_radius"] + environment["shell"]) + 2 * molecule.bond_length + 1.0
     features = np.array([fingerprint(c.symbols, c.positions, molecule.type_map, r_max) for c in clusters])
     chosen = farthest_point_selection(features, np.array([c.deviation for c in clusters]), select["max_candidates"], select["min_separation"])
     report.update(candidate_clusters=len(clusters), selected=len(chosen))
@@ -131,19 +132,17 @@ def select_clusters(
 
 
 def write_clusters(path, clusters: Sequence[Cluster], system: str, iteration: int) -> None:
-    """Clusters as a non-periodic extxyz for the reference stage; an empty file when nothing was selected."""
+    """Clusters as a non-periodic extxyz (core mask as the per-atom array ``core``) for the reference stage;
+    an empty file when nothing was selected."""
     import ase
     import ase.io
 
-    frames = [
-        ase.Atoms(
-            symbols=c.symbols,
-            positions=c.positions,
-            pbc=False,
-            info={"system": system, "mlip_iteration": iteration, "source_frame": c.frame, "max_devi_f": c.deviation},
-        )
-        for c in clusters
-    ]
+    frames = []
+    for c in clusters:
+        info = {"system": system, "mlip_iteration": iteration, "source_frame": c.frame, "max_devi_f": c.deviation, "kind": "environment"}
+        atoms = ase.Atoms(symbols=c.symbols, positions=c.positions, pbc=False, info=info)
+        atoms.arrays["core"] = np.asarray(c.core, dtype=bool)
+        frames.append(atoms)
     if frames:
         ase.io.write(path, frames, format="extxyz")
     else:

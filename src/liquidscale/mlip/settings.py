@@ -3,7 +3,8 @@
 Snakemake reruns a job when its params change, so each action sees just its part of the ``mlip``
 section: changing a trust level reselects without retraining, and raising ``mlip.iterations`` adds
 iterations without touching the finished ones. Exploration must span what the sampling stage
-samples, so the sampling stage's ``potentials`` and ``<system>`` block travel with it.
+samples, so the sampling stage's ``potentials`` and ``<system>`` block travel with it; selection cuts
+environments as the reference stage does, so ``reference.environment``'s cut travels with it.
 """
 
 from __future__ import annotations
@@ -31,4 +32,7 @@ def rule_settings(config: Mapping[str, Any], system: str, action: str) -> dict[s
     if action in ("data", "explore"):
         sampling = config["sampling"]
         settings["sampling"] = {"potentials": sampling["potentials"], system: sampling[system]}
+    if action == "select":  # selected clusters are complete environments, cut as the reference stage cuts bulk frames
+        environment = config["reference"]["environment"]
+        settings["environment"] = {key: environment[key] for key in ("core_radius", "shell")}
     return settings

@@ -1,8 +1,9 @@
 """Train, freeze and test one ensemble member with DeePMD-kit's PyTorch backend (``dp --pt ...``).
 
 The training input is generated from the ``mlip`` config section; the members of an ensemble share
-everything but their seeds. ``dp --pt test`` on the held-out frames gives the metrics (energy RMSE
-per atom, force RMSE), read from its log's weighted average, so they are exactly what DeePMD reports.
+everything but their seeds. The held-out metrics (energy RMSE per atom, force RMSE) are evaluated here,
+not by ``dp test``, because only core atoms' forces count (see :func:`held_out_errors`); on plain clusters
+the two agree (tests/test_mlip_training.py).
 """
 
 from __future__ import annotations
@@ -86,8 +87,12 @@ def training_input(
             "type": "ener",
             "start_pref_e": training["start_pref_e"],
             "limit_pref_e": training["limit_pref_e"],
-            "start_pref_f": training["start_pref_f"],
-            "limit_pref_f": training["limit_pref_f"],
+            # forces through the per-atom weighted term only (atom_pref.npy: 1 on core atoms, 0 on an
+            # environment's shell), so a cut's boundary atoms, whose neighbours are missing, never train
+            "start_pref_f": 0.0,
+            "limit_pref_f": 0.0,
+            "start_pref_pf": training["start_pref_f"],
+            "limit_pref_pf": training["limit_pref_f"],
             "start_pref_v": 0.0,
             "limit_pref_v": 0.0,
         },
@@ -193,36 +198,33 @@ def _trim_lcurve(path: Path, step: int) -> None:
         path.write_text("".join(kept))
 
 
-_METRIC_PATTERNS = {
-    "energy_rmse_per_atom": r"Energy RMSE/Natoms\s*:\s*(\S+)",
-    "energy_mae_per_atom": r"Energy MAE/Natoms\s*:\s*(\S+)",
-    "force_rmse": r"Force\s+RMSE\s*:\s*(\S+)",
-    "force_mae": r"Force\s+MAE\s*:\s*(\S+)",
-}
+def held_out_errors(model: Path, part: Path, type_map: Sequence[str]) -> dict[str, float]:
+    """Energy RMSE per atom and force RMSE of ``model`` on every system below ``part``; NaN when it holds none.
+
+    Forces count where their weight (``atom_pref``) is 1: every atom of a plain cluster, only the core atoms
+    of an environment, whose shell atoms lack neighbours the bulk has. Energies count per frame.
+    """
+    from . import data
+    from .deepmd_potential import DeepMDPotential
+
+    energy_sq, force_sq, frames, components = 0.0, 0.0, 0, 0.0
+    for folder in data.system_folders([part]) if part.is_dir() else []:
+        labelled = data.load_frames(folder, type_map)
+        symbols = [type_map[t] for t in labelled.atom_types]
+        cells = None if labelled.cells is None else np.diagonal(labelled.cells, axis1=1, axis2=2)
+        energy, forces = DeepMDPotential(model, symbols)(labelled.coords, cells)
+        energy_sq += float((((energy.numpy() - labelled.energies) / len(symbols)) ** 2).sum())
+        force_sq += float((labelled.weights[..., None] * (forces.numpy() - labelled.forces) ** 2).sum())
+        frames += len(labelled.energies)
+        components += 3.0 * float(labelled.weights.sum())
+    if frames == 0:
+        return {"energy_rmse_per_atom": float("nan"), "force_rmse": float("nan"), "frames": 0}
+    return {"energy_rmse_per_atom": float(np.sqrt(energy_sq / frames)), "force_rmse": float(np.sqrt(force_sq / components)), "frames": frames}
 
 
-def parse_dp_test_log(text: str) -> dict[str, float]:
-    """Metrics (eV/atom, eV/Å) from a ``dp test`` log: the weighted average over systems when present."""
-    marker = text.rfind("weighted average of errors")
-    block = text[marker:] if marker >= 0 else text[text.rfind("testing system") :]
-    metrics = {}
-    for name, pattern in _METRIC_PATTERNS.items():
-        match = re.search(pattern, block)
-        if match is None:
-            raise RuntimeError(f"dp test output has no '{name}' line")
-        metrics[name] = float(match.group(1))
-    metrics["frames"] = int(sum(int(n) for n in re.findall(r"number of test data\s*:\s*(\d+)", text)))
-    return metrics
-
-
-def dp_test(model: Path, test_dir: Path, workdir: Path, threads: int) -> dict[str, float]:
-    """``dp --pt test`` of ``model`` on every system below ``test_dir``; NaN metrics when nothing is held out."""
-    if not any(test_dir.rglob("type.raw")):
-        return {name: float("nan") for name in _METRIC_PATTERNS} | {"frames": 0}
-    log = workdir / "dp_test.log"
-    log.unlink(missing_ok=True)
-    run_dp(["test", "-m", str(model.resolve()), "-s", str(test_dir.resolve()), "-l", str(log.resolve())], workdir, workdir / "dp.log", threads)
-    return parse_dp_test_log(log.read_text())
+def force_column(curve: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The training force RMSE of a learning curve: the weighted term (rmse_pf_trn) where it was trained on."""
+    return curve["rmse_pf_trn"] if "rmse_pf_trn" in curve else curve["rmse_f_trn"]
 
 
 def read_lcurve(path: Path) -> dict[str, np.ndarray]:
@@ -258,7 +260,7 @@ def learning_curves_figure(curves: Sequence[Mapping[str, np.ndarray]], title: st
     fig.suptitle(f"{title}: DeePMD training curves of the ensemble")
     for member, curve in enumerate(curves):
         energy.semilogy(curve["step"], curve["rmse_e_trn"], color=f"C{member}", label=f"model {member}")
-        force.semilogy(curve["step"], curve["rmse_f_trn"], color=f"C{member}", label=f"model {member}")
+        force.semilogy(curve["step"], force_column(curve), color=f"C{member}", label=f"model {member}")
     energy.set(xlabel="training step", ylabel="training energy RMSE\nper atom [eV]")
     force.set(xlabel="training step", ylabel="training force RMSE [eV/Å]")
     legend_beside(force)

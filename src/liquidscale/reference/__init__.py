@@ -12,9 +12,9 @@ from typing import Any
 
 # reference-section keys each action reads; the job resources (threads, mem_mb, runtime) are not among them.
 ACTION_KEYS: dict[str, tuple[str, ...]] = {
-    "configurations": ("initial", "extra_configurations"),
+    "configurations": ("initial", "environment", "extra_configurations"),
     "label": ("method", "shards", "use_gpu"),
-    "collect": ("initial", "extra_configurations", "method", "shards", "use_gpu"),
+    "collect": ("initial", "environment", "extra_configurations", "method", "shards", "use_gpu"),
 }
 
 
@@ -23,8 +23,13 @@ def action_settings(config: Mapping[str, Any], system: str, action: str) -> dict
     reference = dict(config["reference"])
     # only this system's extra file: another system's file must not rerun this one
     reference["extra_configurations"] = (reference.get("extra_configurations") or {}).get(system)
-    return {
+    settings = {
         "system": system,
         "seed": config["seed"],
         "reference": {key: reference[key] for key in ACTION_KEYS[action]},
     }
+    if action == "configurations":
+        from ..mlip.exploration import densest
+
+        settings["bulk_density"] = densest(config["sampling"], system)  # bulk environments are packed at it
+    return settings

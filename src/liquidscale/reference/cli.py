@@ -50,7 +50,7 @@ def _configurations(args: argparse.Namespace) -> None:
 
     settings = args.settings
     reference = settings["reference"]
-    frames = iteration0_configurations(get_molecule(settings["system"]), reference, settings["seed"], reference["extra_configurations"])
+    frames = iteration0_configurations(get_molecule(settings["system"]), reference, settings["seed"], reference["extra_configurations"], settings["bulk_density"])
     write_extxyz(args.out, frames_to_atoms(frames))
     print(f"{len(frames)} configurations -> {args.out}")
 

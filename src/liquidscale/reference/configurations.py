@@ -1,4 +1,4 @@
-"""Configurations to label: random molecular clusters, and frames read from extxyz files.
+"""Configurations to label: random molecular clusters, bulk environments, and frames read from extxyz files.
 
 A cluster of n molecules fills a sphere whose volume matches the configured molecular number
 density; each molecule gets a uniformly random centre of mass in the sphere, a uniformly random
@@ -6,6 +6,13 @@ orientation and a thermally distorted geometry (Gaussian bond-length and bond-an
 molecule whose atoms come closer than ``min_distance`` to another molecule's atoms is redrawn, so
 clusters never overlap. Everything is drawn from one generator seeded by the config seed and the
 system name, so the same config always gives the same clusters.
+
+Bulk environments give iteration 0 what gas-phase clusters lack, atoms whose whole descriptor sphere is
+filled as in the liquid: a periodic box of molecules is packed at the sampling stage's highest density
+(same non-overlap rule, with periodic images) and an environment is cut around a random atom (see
+:func:`liquidscale.molecules.cut_environment`); only its core atoms' forces are trained on. The last
+``bulk_test_frames`` of them are never trained on: they are the held-out bulk set whose core-atom force
+error the mlip stage reports per iteration.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ class Frame:
     symbols: list[str]
     positions: np.ndarray
     info: dict[str, Any] = field(default_factory=dict)
+    core: np.ndarray | None = None  # per atom: True where the force is bulk-like (trained on); None: every atom
 
 
 def system_stream(system: str) -> int:
@@ -97,8 +105,49 @@ def random_cluster(molecule: Molecule, n_molecules: int, rng: np.random.Generato
     return np.concatenate(placed)
 
 
-def min_intermolecular_distance(others: np.ndarray, xyz: np.ndarray) -> float:
-    return float(np.linalg.norm(others[:, None, :] - xyz[None, :, :], axis=-1).min())
+def min_intermolecular_distance(others: np.ndarray, xyz: np.ndarray, cell: np.ndarray | None = None) -> float:
+    from ..molecules import minimum_image
+
+    return float(np.linalg.norm(minimum_image(others[:, None, :] - xyz[None, :, :], cell), axis=-1).min())
+
+
+def packed_box(molecule: Molecule, n_molecules: int, density: float, rng: np.random.Generator, initial: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (3 n, 3) and cubic cell (3, 3) of ``n_molecules`` randomly placed, distorted molecules at
+    ``density`` (Å^-3) with periodic boundaries, no two closer than ``min_distance`` (nearest images)."""
+    side = (n_molecules / density) ** (1.0 / 3.0)
+    cell = np.eye(3) * side
+    placed: list[np.ndarray] = []
+    for _ in range(n_molecules):
+        for _ in range(MAX_PLACEMENT_TRIES):
+            xyz = distorted_molecule(molecule, rng, initial["bond_jitter"], initial["angle_jitter"])
+            xyz = xyz @ random_rotation(rng).T + side * rng.random(3)
+            if not placed or min_intermolecular_distance(np.concatenate(placed), xyz, cell) >= initial["min_distance"]:
+                placed.append(xyz)
+                break
+        else:
+            raise UserError(
+                f"config key 'reference.initial.min_distance': cannot pack {n_molecules} {molecule.name} molecules at "
+                f"{density:g} Å^-3 without overlap; lower min_distance or reference.environment.bulk_molecules"
+            )
+    return np.concatenate(placed), cell
+
+
+def bulk_environments(molecule: Molecule, environment: Mapping[str, Any], initial: Mapping[str, Any], density: float, seed: int) -> list[Frame]:
+    """``bulk_frames + bulk_test_frames`` environments, each cut from its own packed box around a random atom;
+    the last ``bulk_test_frames`` are marked ``held_out`` (never trained on)."""
+    from ..molecules import cut_environment
+
+    rng = np.random.default_rng(np.random.SeedSequence([seed, system_stream(molecule.name), zlib.crc32(b"bulk")]))
+    total = environment["bulk_frames"] + environment["bulk_test_frames"]
+    frames = []
+    for k in range(total):
+        positions, cell = packed_box(molecule, environment["bulk_molecules"], density, rng, initial)
+        symbols = list(molecule.symbols) * environment["bulk_molecules"]
+        atom = int(rng.integers(len(symbols)))
+        cut_symbols, cut_positions, core = cut_environment(symbols, positions, molecule, atom, environment["core_radius"], environment["shell"], cell)
+        held_out = int(k >= environment["bulk_frames"])
+        frames.append(Frame(cut_symbols, cut_positions, {"source": "bulk", "kind": "environment", "held_out": held_out}, core))
+    return frames
 
 
 def initial_clusters(molecule: Molecule, initial: Mapping[str, Any], seed: int) -> list[Frame]:
@@ -136,9 +185,11 @@ def read_extxyz(path: str | Path, molecule: Molecule, source: str) -> list[Frame
                 f"{path}: frame {i} is periodic; the reference stage labels finite clusters "
                 "(cut them from bulk frames with liquidscale.molecules.cut_cluster)"
             )
-        info = {k: v for k, v in atoms.info.items() if isinstance(v, (str, int, float))}
+        # ase reads numbers as numpy scalars; arrays and other objects are not carried on
+        info = {k: v.item() if isinstance(v, np.generic) else v for k, v in atoms.info.items() if isinstance(v, (str, int, float, np.generic))}
         info.setdefault("source", f"{source}:{i}")
-        frames.append(Frame(symbols, atoms.get_positions(), info))
+        core = np.asarray(atoms.arrays["core"], dtype=bool) if "core" in atoms.arrays else None
+        frames.append(Frame(symbols, atoms.get_positions(), info, core))
     return frames
 
 
@@ -150,9 +201,16 @@ def number_frames(frames: list[Frame]) -> list[Frame]:
 
 
 def frames_to_atoms(frames: list[Frame]):
+    """ase Atoms of finite frames; an environment's core mask travels as the per-atom array ``core``."""
     import ase
 
-    return [ase.Atoms(symbols=f.symbols, positions=f.positions, info=dict(f.info), pbc=False) for f in frames]
+    atoms_list = []
+    for f in frames:
+        atoms = ase.Atoms(symbols=f.symbols, positions=f.positions, info=dict(f.info), pbc=False)
+        if f.core is not None:
+            atoms.arrays["core"] = np.asarray(f.core, dtype=bool)
+        atoms_list.append(atoms)
+    return atoms_list
 
 
 def write_extxyz(path: str | Path, atoms_list) -> None:
@@ -165,9 +223,11 @@ def write_extxyz(path: str | Path, atoms_list) -> None:
             ase.io.write(tmp, atoms_list, format="extxyz")
 
 
-def iteration0_configurations(molecule: Molecule, reference: Mapping[str, Any], seed: int, extra: str | Path | None) -> list[Frame]:
-    """Iteration 0's frames: the random clusters, then any extra configurations, numbered in order."""
+def iteration0_configurations(molecule: Molecule, reference: Mapping[str, Any], seed: int, extra: str | Path | None, density: float) -> list[Frame]:
+    """Iteration 0's frames: the random clusters, the bulk environments (packed at ``density``, Å^-3), then
+    any extra configurations, numbered in order."""
     frames = initial_clusters(molecule, reference["initial"], seed)
+    frames += bulk_environments(molecule, reference["environment"], reference["initial"], density, seed)
     if extra is not None:
         frames += read_extxyz(extra, molecule, source=Path(extra).name)
     return number_frames(frames)

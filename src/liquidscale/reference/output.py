@@ -3,8 +3,11 @@
 A labelling shard writes ``labels.extxyz`` (frames with energy and forces) and ``failures.csv``.
 Collecting the shards gives, beside the configurations:
 
-- ``data/``: dpdata ``deepmd/npy`` MultiSystems, one folder per composition (e.g. ``O6H12``), atoms
-  sorted by type within a frame, finite clusters marked ``nopbc``;
+- ``data/``: dpdata ``deepmd/npy`` MultiSystems, one folder per composition (e.g. ``O6H12``) in one
+  folder per kind of frame: ``clusters/`` (every atom trained on), ``environments/`` (only core atoms
+  trained on) and ``bulk/`` (held-out bulk environments, never trained on); atoms sorted by type within
+  a frame, finite clusters marked ``nopbc``, force weights in ``atom_pref.npy`` (1 for a core atom or a
+  cluster's atom, 0 otherwise, once per force component: DeePMD's ``pref_pf`` loss reads them);
 - ``labels.extxyz``: every labelled frame with its energy (eV) and forces (eV/Å);
 - ``summary.csv``: one row per labelled frame; ``failures.csv``: one row per dropped frame;
 - ``provenance.json``: method, package versions, config hash, seeds, input hash.
@@ -23,6 +26,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..io import atomic_path, provenance, write_json
+from ..mlip.data import per_component, register_atom_pref
 from ..molecules import Molecule, formula
 from .configurations import Frame, frames_to_atoms, write_extxyz
 
@@ -36,6 +40,7 @@ SUMMARY_COLUMNS = [
     "frame",
     "source",
     "formula",
+    "data_folder",
     "index_in_data",
     "n_atoms",
     "energy_eV",
@@ -128,10 +133,23 @@ def sort_by_type(atoms, type_map: Sequence[str]) -> np.ndarray:
     return np.argsort(types, kind="stable")
 
 
+def data_group(atoms) -> str:
+    """The ``data/`` folder a labelled frame goes to: ``bulk`` (held out), ``environments`` (has a core) or ``clusters``."""
+    if int(atoms.info.get("held_out", 0)):
+        return "bulk"
+    return "environments" if "core" in atoms.arrays else "clusters"
+
+
+def force_weights(atoms) -> np.ndarray:
+    """Per-atom force weight: the core mask of an environment, 1 for every atom of a plain cluster."""
+    return np.asarray(atoms.arrays["core"], dtype=float) if "core" in atoms.arrays else np.ones(len(atoms))
+
+
 def to_multisystems(atoms_list: list, type_map: Sequence[str]):
     """dpdata MultiSystems with one LabeledSystem per composition; atoms of every frame sorted by type."""
     import dpdata
 
+    register_atom_pref()
     by_formula: dict[str, list] = {}
     for atoms in atoms_list:
         by_formula.setdefault(formula(atoms.get_chemical_symbols(), type_map), []).append(atoms)
@@ -150,17 +168,25 @@ def to_multisystems(atoms_list: list, type_map: Sequence[str]):
             "coords": np.stack([a.get_positions()[sort_by_type(a, type_map)] for a in frames]),
             "energies": np.array([a.get_potential_energy() for a in frames]),
             "forces": np.stack([a.get_forces()[sort_by_type(a, type_map)] for a in frames]),
+            "atom_pref": per_component(np.stack([force_weights(a)[sort_by_type(a, type_map)] for a in frames])),
         }
         systems.append(dpdata.LabeledSystem(data=data))
     return dpdata.MultiSystems(*systems, type_map=list(type_map))
 
 
+def write_data(folder: Path, atoms_list: list, type_map: Sequence[str]) -> None:
+    """Labelled frames as ``folder/<kind>/<composition>`` deepmd/npy systems (see the module docstring)."""
+    for group in sorted({data_group(a) for a in atoms_list}):
+        to_multisystems([a for a in atoms_list if data_group(a) == group], type_map).to_deepmd_npy(str(Path(folder) / group))
+
+
 def summary_rows(atoms_list: list, type_map: Sequence[str]) -> list[dict[str, Any]]:
-    """One row per labelled frame; ``index_in_data`` is its frame index in the composition folder."""
+    """One row per labelled frame; ``index_in_data`` is its frame index in ``data/<data_folder>``."""
     counts: dict[str, int] = {}
     rows = []
     for atoms in atoms_list:
         comp = formula(atoms.get_chemical_symbols(), type_map)
+        folder = f"{data_group(atoms)}/{comp}"
         forces = atoms.get_forces()
         energy = atoms.get_potential_energy()
         rows.append(
@@ -168,7 +194,8 @@ def summary_rows(atoms_list: list, type_map: Sequence[str]) -> list[dict[str, An
                 "frame": int(atoms.info["frame"]),
                 "source": atoms.info.get("source", ""),
                 "formula": comp,
-                "index_in_data": counts.get(comp, 0),
+                "data_folder": folder,
+                "index_in_data": counts.get(folder, 0),
                 "n_atoms": len(atoms),
                 "energy_eV": energy,
                 "energy_per_atom_eV": energy / len(atoms),
@@ -178,7 +205,7 @@ def summary_rows(atoms_list: list, type_map: Sequence[str]) -> list[dict[str, An
                 "shard": atoms.info.get("shard", -1),
             }
         )
-        counts[comp] = counts.get(comp, 0) + 1
+        counts[folder] = counts.get(folder, 0) + 1
     return rows
 
 
@@ -210,8 +237,7 @@ def collect(
     type_map = list(molecule.type_map)
     with atomic_path(out_dir / DATA) as tmp:
         tmp.mkdir()  # stays empty when the mlip stage selected nothing for this iteration
-        if atoms_list:
-            to_multisystems(atoms_list, type_map).to_deepmd_npy(str(tmp))
+        write_data(tmp, atoms_list, type_map)
     write_extxyz(out_dir / LABELS, atoms_list)
     write_csv(out_dir / SUMMARY, summary_rows(atoms_list, type_map), SUMMARY_COLUMNS)
     write_csv(out_dir / FAILURES, failures, FAILURE_COLUMNS)
