@@ -1,6 +1,8 @@
-"""PySCF labelling: units, analytic forces against finite differences, SCF retries, method checks.
+"""PySCF labelling: units, analytic forces against finite differences, SCF retries, method checks, and the
+convergence of a complete environment's core forces with its shell.
 
-Budget: about 40 s on one core (the PBE/def2-SVP finite-difference check dominates).
+Budget: about 110 s on one core (the HF/STO-3G labels of three water cuts of up to ~90 atoms, then the
+PBE/def2-SVP finite-difference check).
 """
 
 import subprocess
@@ -130,9 +132,10 @@ def test_check_method_stays_light():
 
 
 def test_core_forces_do_not_feel_where_the_environment_is_cut():
-    """The core-atom mask: a core atom's force barely moves when its environment's shell grows, while the forces
-    on the cut's boundary atoms move a lot (so the check can tell the two apart). HF/STO-3G on a packed water box;
-    the same atoms are compared between cuts with 1.0, 2.5 and 3.6 Å shells around a 1.2 Å core."""
+    """The core-atom mask: a core atom's force converges as its environment's shell grows, so with a shell a few Å
+    wide the cut is far enough away; the cut's boundary atoms, which are never trained on, are not converged.
+    HF/STO-3G on a packed water box; the same atoms compared between cuts with 1.0, 2.5 and 3.6 Å shells around a
+    1.2 Å core. Measured: core max |dF| 0.59 (1.0 Å shell) and 0.076 eV/Å (2.5 Å); boundary atoms up to 11.6 and 4.3 eV/Å."""
     from liquidscale.molecules import cut_environment
     from liquidscale.reference.configurations import packed_box
 
@@ -142,13 +145,13 @@ def test_core_forces_do_not_feel_where_the_environment_is_cut():
     cuts = {shell: cut_environment(symbols, positions, WATER, 0, 1.2, shell, cell) for shell in (1.0, 2.5, 3.6)}
     forces = {shell: qm.label(s, x, method).forces for shell, (s, x, _) in cuts.items()}
     largest = cuts[3.6][1]
-    moved = {}
+    core_moved, boundary_moved = {}, {}
     for shell in (1.0, 2.5):
         _, x, core = cuts[shell]
         same = [int(np.argmin(np.linalg.norm(largest - xi, axis=1))) for xi in x]
         change = np.linalg.norm(forces[shell] - forces[3.6][same], axis=1)
-        moved[shell] = (change[core].max(), np.median(change[~core]))
-    print({shell: f"core max {c:.3f}, boundary median {b:.3f} eV/Å" for shell, (c, b) in moved.items()})
-    core_25, boundary_25 = moved[2.5]
-    assert core_25 < CORE_FORCE_BOUND and core_25 < boundary_25 / 3
-    assert moved[1.0][0] > core_25  # a thinner shell is felt more: the bound measures the cut, not noise
+        core_moved[shell], boundary_moved[shell] = change[core].max(), change[~core].max()
+    print({shell: f"core max {core_moved[shell]:.3f}, boundary max {boundary_moved[shell]:.3f} eV/Å" for shell in core_moved})
+    assert core_moved[2.5] < 0.1  # eV/Å: below the force errors of the production models
+    assert core_moved[1.0] > 4 * core_moved[2.5]  # converging with the shell: the bound measures the cut, not noise
+    assert boundary_moved[2.5] > 5 * core_moved[2.5]  # the atoms the mask leaves out are the ones that feel the cut

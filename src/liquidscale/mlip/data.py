@@ -9,7 +9,9 @@ frame that an earlier or later model trained on.
 
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,18 +34,23 @@ class Frames:
     weights: np.ndarray  # (F, N) per-atom force weight: 1 where the force is trained on and tested (core atoms)
 
 
+@functools.cache
 def register_atom_pref() -> None:
-    """Teach dpdata the per-atom force weights (``atom_pref.npy``), so reading, splitting and writing keep them.
+    """Make dpdata keep the force weights (``atom_pref.npy``) once per force component, (frames, atoms, 3).
 
-    Stored once per force component, (frames, atoms, 3): DeePMD-kit 3.2's PyTorch data loader reads the file
-    frame by frame without the per-atom repeat its loss expects, so a (frames, atoms) file fails to train.
+    dpdata knows them per atom, (frames, atoms), the layout DeePMD documents; but DeePMD-kit 3.2's PyTorch data
+    loader reads the file frame by frame without the per-atom repeat its loss expects, so that layout fails to
+    train. (Its batch loader, used by ``dp test``, does repeat, and so rejects this layout: liquidscale evaluates
+    held-out errors itself.) Registered once per process (dpdata warns about the redefinition, which is meant).
     """
     import dpdata
     from dpdata.data_type import Axis, DataType
 
     atom_pref = DataType("atom_pref", np.ndarray, (Axis.NFRAMES, Axis.NATOMS, 3), required=False, deepmd_name="atom_pref")
-    for cls in (dpdata.System, dpdata.LabeledSystem):
-        cls.register_data_type(atom_pref)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Data type atom_pref is registered twice")
+        for cls in (dpdata.System, dpdata.LabeledSystem):
+            cls.register_data_type(atom_pref)
 
 
 def per_component(weights: np.ndarray) -> np.ndarray:
