@@ -61,7 +61,7 @@ def figure(rows: Sequence[Mapping[str, Any]], system: str):
     it = [r["iteration"] for r in rows]
     fig, (rmse, fractions) = new_figure(2, panel_size=(3.8, 3.0), legend_width=1.2)
     fig.suptitle(f"{system}: concurrent learning")
-    rmse.plot(it, [r["force_rmse"] for r in rows], "C0o-", label="held-out clusters")
+    rmse.plot(it, [r["force_rmse"] for r in rows], "C0o-", label="held-out labels")
     rmse.plot(it, [r["bulk_force_rmse"] for r in rows], "C4s--", label="held-out bulk\n(core atoms)")
     rmse.set(xlabel="iteration", ylabel="force RMSE [eV/Å]\n(ensemble mean)")
     rmse.legend(fontsize="small")
