@@ -123,7 +123,7 @@ def test_sel_counts_equal_the_dense_count_for_triclinic_and_cluster_frames():
     for cell in (CELLS["triclinic"], None):
         coords = rng.uniform(0, 8.0, (3, 50, 3))
         cells = None if cell is None else np.repeat(cell[None], 3, 0)
-        frames = data.Frames(types, coords, cells, np.zeros(3), np.zeros((3, 50, 3)))
+        frames = data.Frames(types, coords, cells, np.zeros(3), np.zeros((3, 50, 3)), np.ones((3, 50)))
         expected = np.zeros(2, dtype=int)
         for f in range(3):
             i, j, _ = dense_pairs(coords[f], cell, 3.9)
