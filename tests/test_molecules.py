@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from liquidscale.errors import UserError
-from liquidscale.molecules import CO2, WATER, cut_cluster, cut_environment, get_molecule, group_molecules, is_dissociated, minimum_image
+from liquidscale.molecules import CO2, WATER, cut_environment, get_molecule, group_molecules, is_dissociated, minimum_image
 
 
 def _random_rotation(rng):
@@ -79,20 +79,6 @@ def test_dissociation_detected():
     transferred[1] = [3.1, 0, 0]  # proton transfer: the second O now owns three H
     assert "partners" in group_molecules(symbols, transferred, WATER).reason
     assert "not part of" in group_molecules(["O", "H", "C"], WATER.geometry(), WATER).reason
-
-
-def test_cut_cluster_returns_nearest_whole_molecules():
-    rng = np.random.default_rng(2)
-    symbols, positions, cell = _lattice_frame(WATER, 3, 3.0, rng)
-    atom = symbols.index("H")
-    cl_symbols, cl_xyz = cut_cluster(symbols, positions, WATER, atom, 7, cell)
-    assert cl_symbols == list(WATER.symbols) * 7
-    grouping = group_molecules(cl_symbols, cl_xyz, WATER)  # whole without any cell
-    assert grouping.intact
-    # the atom's own molecule plus its six lattice neighbours at 3 Å
-    centre_dist = np.sort(np.linalg.norm(cl_xyz[0::3], axis=1))
-    assert centre_dist[0] == pytest.approx(WATER.bond_length)
-    assert np.all(centre_dist[1:] < 3.0 + WATER.bond_length + 1e-9)
 
 
 @pytest.mark.parametrize("molecule", [WATER, CO2])

@@ -175,26 +175,6 @@ def molecules_around(symbols: Sequence[str], positions: np.ndarray, molecule: Mo
     return whole + shift[:, None, :] - origin
 
 
-def cut_cluster(
-    symbols: Sequence[str],
-    positions: np.ndarray,
-    molecule: Molecule,
-    around_atom: int,
-    n_molecules: int,
-    cell: np.ndarray | None = None,
-) -> tuple[list[str], np.ndarray]:
-    """The ``n_molecules`` whole molecules nearest to atom ``around_atom`` (by centre distance), made
-    whole across periodic boundaries and centred on that atom; atoms in template order per molecule.
-
-    Used to turn a bulk MD frame into a finite cluster a molecular QM code can label.
-    """
-    whole = molecules_around(symbols, positions, molecule, around_atom, cell)
-    if not 1 <= n_molecules <= len(whole):
-        raise ValueError(f"n_molecules={n_molecules} must be between 1 and {len(whole)}")
-    order = np.argsort(np.linalg.norm(whole[:, 0, :], axis=1), kind="stable")[:n_molecules]
-    return list(molecule.symbols) * n_molecules, whole[order].reshape(-1, 3)
-
-
 def cut_environment(
     symbols: Sequence[str],
     positions: np.ndarray,

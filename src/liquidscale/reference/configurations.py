@@ -183,7 +183,7 @@ def read_extxyz(path: str | Path, molecule: Molecule, source: str) -> list[Frame
         if atoms.pbc.any():
             raise UserError(
                 f"{path}: frame {i} is periodic; the reference stage labels finite clusters "
-                "(cut them from bulk frames with liquidscale.molecules.cut_cluster)"
+                "(cut them from bulk frames with liquidscale.molecules.cut_environment)"
             )
         # ase reads numbers as numpy scalars; arrays and other objects are not carried on
         info = {k: v.item() if isinstance(v, np.generic) else v for k, v in atoms.info.items() if isinstance(v, (str, int, float, np.generic))}
