@@ -99,6 +99,21 @@ def test_noisy_dataset_records_standard_error(fluid):
                                np.sqrt(np.maximum(np.round(counts), 1.0))[np.isfinite(ds["V_ext"].values)] / scale)
 
 
+def test_widom_like_mu_survives_the_profile_file_implementation_check(fluid, tmp_path):
+    """Implementation check: the drawn share of runs carries FeOs's beta mu plus noise of the stated stderr, NaN
+    elsewhere, and profiles.nc keeps both variables for the cDFT's Widom anchors."""
+    from liquidscale.dataset import open_profile_dataset, write_profile_dataset
+
+    block = {**BLOCK, "runs": 8, "widom": {"fraction": 0.5, "stderr": 1e-6}}
+    write_profile_dataset(pets_dataset(block, [0.5, 0.25, 0.25], 4, {}, fluid), tmp_path / "profiles.nc")
+    ds = open_profile_dataset(tmp_path / "profiles.nc")
+    measured = np.isfinite(ds["beta_mu_widom"].values)
+    assert 0 < measured.sum() < block["runs"] and (np.isfinite(ds["beta_mu_widom_stderr"].values) == measured).all()
+    exact = ds["mu"].values / ds["T"].values
+    np.testing.assert_allclose(ds["beta_mu_widom"].values[measured], exact[measured], rtol=0, atol=1e-5)
+    assert "beta_mu_widom" not in pets_dataset({**BLOCK, "runs": 2}, [0.5, 0.25, 0.25], 4, {}, fluid)
+
+
 def test_failed_solve_is_a_failed_run(fluid, monkeypatch):
     calls = []
     solve = fluid.solve_at_density

@@ -345,9 +345,11 @@ def pets_dataset(block: Mapping[str, Any], split_fractions: Sequence[float], see
     reservoir. V_ext and mu are stored in epsilon (V_ext = T beta V, mu = T beta mu). With
     ``noise_samples`` M > 0 each bin is a histogram count ~ Poisson(rho A dz M) (A = noise_area) and
     rho_stderr = sqrt(max(count, 1)) / (A dz M) (zero inside the hard walls, where rho = 0 is exact).
-    A run whose FeOs solve fails keeps status failed with FeOs's reason.
+    With ``widom.fraction`` > 0 that share of the runs (drawn per run) carries a Widom-like beta mu: the
+    reservoir's exact beta mu plus Gaussian noise of ``widom.stderr``, as the LJ campaign's test-particle
+    insertion gives a share of its runs. A run whose FeOs solve fails keeps status failed with FeOs's reason.
     """
-    from ..dataset import STATUS_FAILED, STATUS_OK, make_profile_dataset, split_runs
+    from ..dataset import BETA_MU_WIDOM, BETA_MU_WIDOM_STDERR, RUN, STATUS_FAILED, STATUS_OK, make_profile_dataset, split_runs
     from ..external import RandomPotentialSettings, random_potential
 
     fluid = fluid or PetsFluid()
@@ -376,7 +378,7 @@ def pets_dataset(block: Mapping[str, Any], split_fractions: Sequence[float], see
         ok = status == STATUS_OK
         rho = np.where(ok[:, None], counts / scale, np.nan)
         rho_stderr = np.where(np.isfinite(beta_V) & ok[:, None], np.sqrt(np.maximum(counts, 1.0)) / scale, 0.0)
-    return make_profile_dataset(
+    ds = make_profile_dataset(
         z,
         rho,
         T[:, None] * beta_V,
@@ -397,3 +399,12 @@ def pets_dataset(block: Mapping[str, Any], split_fractions: Sequence[float], see
         k_B=1.0,
         provenance=provenance,
     )
+    widom = block.get("widom", {})
+    if widom.get("fraction", 0.0) > 0:
+        rng = np.random.default_rng([seed, 3])
+        measured = (rng.random(runs) < widom["fraction"]) & (status == STATUS_OK)
+        stderr = float(widom["stderr"])
+        ds[BETA_MU_WIDOM] = ((RUN,), np.where(measured, beta_mu + stderr * rng.standard_normal(runs), np.nan),
+                             {"units": "1", "long_name": "Widom-like beta mu: FeOs's exact beta mu plus Gaussian noise of beta_mu_widom_stderr, NaN where not drawn"})
+        ds[BETA_MU_WIDOM_STDERR] = ((RUN,), np.where(measured, stderr, np.nan), {"units": "1", "long_name": "standard error of beta_mu_widom"})
+    return ds
