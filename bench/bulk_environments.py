@@ -7,14 +7,17 @@ periodic boxes at 0.033 Å^-3 with the shell equal to the descriptor's rcut (3 �
 sphere is inside its cut, as in production. Both models have the same size, seed and number of steps. Also
 printed: how much a core atom's force moves
 when the same cut grows (the cut is far enough away) against how much its boundary atoms' forces move.
-Run: ``python bench/bulk_environments.py`` (about 10 min on one core); ``--steps N --seeds 3 4 5`` trains each model
-longer and once per seed (labels are computed once), to tell the difference from training noise.
+A third model trains on every atom's force of the same environments (boundary atoms included), to measure what the
+core mask costs or buys. Run: ``python bench/bulk_environments.py``; ``--steps N --seeds 3 4`` trains each model longer
+and once per seed, to tell the difference from training noise; ``--labels DIR`` keeps the labels in DIR and reuses
+them when it already holds them (``--steps 12000 --seeds 3`` with kept labels: ~28 min on one core beside other jobs).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -70,33 +73,44 @@ def core_force_convergence(seed: int = 7) -> list[tuple[float, int, float, float
     return rows
 
 
+def every_atom_weighted(folder: Path, copy: Path) -> Path:
+    """A copy of a deepmd/npy tree with every atom's force weight set to 1."""
+    shutil.copytree(folder, copy)
+    for pref in copy.rglob("atom_pref.npy"):
+        np.save(pref, np.ones_like(np.load(pref)))
+    return copy
+
+
 def force_labels(folders: list[Path]) -> int:
     """Trained force components / 3: every atom of a cluster, the core atoms of an environment."""
     return int(sum(float(data.load_frames(p, WATER.type_map).weights.sum()) for p in folders))
 
 
-def main(steps: int, seeds: list[int]) -> None:
+def main(steps: int, seeds: list[int], labels: Path | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        labelled(initial_clusters(WATER, INITIAL, seed=1), root / "clusters")
+        store = labels or root
         train_env = bulk_environments(WATER, {**ENVIRONMENT, "bulk_frames": TRAIN_ENVIRONMENTS, "bulk_test_frames": 0}, INITIAL, DENSITY, seed=2)
         test_env = bulk_environments(WATER, {**ENVIRONMENT, "bulk_frames": TEST_ENVIRONMENTS, "bulk_test_frames": 0}, INITIAL, DENSITY, seed=3)
-        labelled(train_env, root / "environments")
-        labelled(test_env, root / "bulk")
+        for name, frames in (("clusters", lambda: initial_clusters(WATER, INITIAL, seed=1)), ("environments", lambda: train_env), ("bulk", lambda: test_env)):
+            if not (store / name).is_dir():
+                labelled(frames(), store / name)
         sizes = [len(f.symbols) for f in train_env + test_env]
-        clusters = data.system_folders([root / "clusters"])
-        environments = data.system_folders([root / "environments"])
-        training_sets = {"clusters only": clusters, "clusters + bulk environments": clusters + environments}
+        clusters = data.system_folders([store / "clusters"])
+        environments = data.system_folders([store / "environments"])
+        every_atom = data.system_folders([every_atom_weighted(store / "environments", root / "environments_every_atom")])
+        training_sets = {"clusters only": clusters, "clusters + bulk environments (core atoms' forces)": clusters + environments,
+                         "clusters + bulk environments (every atom's force)": clusters + every_atom}
         print(f"water, HF/STO-3G; {len(clusters)} cluster sizes x {INITIAL['frames_per_size']} frames ({force_labels(clusters)} atoms with force "
               f"labels); {TRAIN_ENVIRONMENTS} training and {TEST_ENVIRONMENTS} held-out bulk environments of {min(sizes)}-{max(sizes)} atoms "
-              f"({force_labels(environments)} core atoms; core {ENVIRONMENT['core_radius']} Å, shell = rcut = {RCUT} Å); se_e2_a 8x16 / 32x32, "
-              f"{steps} steps, seeds {seeds}")
-        held_out = [data.load_frames(p, WATER.type_map) for p in data.system_folders([root / "bulk"])]
+              f"({force_labels(environments)} core atoms of {force_labels(every_atom)}; core {ENVIRONMENT['core_radius']} Å, shell = rcut = {RCUT} Å); "
+              f"se_e2_a 8x16 / 32x32, {steps} steps, seeds {seeds}")
+        held_out = [data.load_frames(p, WATER.type_map) for p in data.system_folders([store / "bulk"])]
         scale = np.sqrt(sum(float((f.weights[..., None] * f.forces**2).sum()) for f in held_out) / sum(3 * float(f.weights.sum()) for f in held_out))
         print("| trained on | held-out bulk, core-atom force RMSE (eV/Å) per seed | mean | RMS core force (eV/Å) |")
         print("| --- | --- | --- | --- |")
-        for name, systems in training_sets.items():
-            errors = [training.held_out_errors(train(systems, root / f"{name}-{seed}".replace(" ", "_"), steps, seed), root / "bulk", WATER.type_map)["force_rmse"]
+        for k, (name, systems) in enumerate(training_sets.items()):
+            errors = [training.held_out_errors(train(systems, root / f"model{k}-{seed}", steps, seed), store / "bulk", WATER.type_map)["force_rmse"]
                       for seed in seeds]
             print(f"| {name} | {', '.join(f'{e:.3f}' for e in errors)} | {np.mean(errors):.3f} | {scale:.3f} |", flush=True)
     print("\ncore forces as the cut grows (against a 4.2 Å shell, HF/STO-3G):")
@@ -110,5 +124,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=STEPS, help="DeePMD training steps per model")
     parser.add_argument("--seeds", type=int, nargs="+", default=[3], help="one training of each model per seed")
+    parser.add_argument("--labels", type=Path, help="folder that keeps the labels (reused when it already holds them)")
     arguments = parser.parse_args()
-    main(arguments.steps, arguments.seeds)
+    main(arguments.steps, arguments.seeds, arguments.labels)
