@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -209,13 +210,18 @@ def submissions(log_text: str) -> dict[int, list[int]]:
 
 
 def slurm_records(jobcomp: Path, workdir: Path) -> dict[int, dict[str, str]]:
-    """SLURM's job-completion records (jobcomp/filetxt) of the jobs that ran in ``workdir``, by SLURM job id."""
+    """SLURM's job-completion records (jobcomp/filetxt) of the jobs that ran in ``workdir``, by SLURM job id.
+
+    Only records submitted since ``workdir`` was made (its parent, a fresh pytest folder, last changed then): once
+    an earlier run's numbered pytest folder is removed, pytest reuses its path, and the cluster's log keeps that
+    run's records under the same WorkDir."""
     records = {}
     if not jobcomp.exists():
         return records
+    made = datetime.fromtimestamp(int(workdir.parent.stat().st_mtime))
     for line in jobcomp.read_text().splitlines():
         fields = dict(re.findall(r"(\w+)=(\S*)", line))
-        if fields.get("WorkDir") == str(workdir):
+        if fields.get("WorkDir") == str(workdir) and datetime.fromisoformat(fields["SubmitTime"]) >= made:
             records[int(fields["JobId"])] = fields
     return records
 
