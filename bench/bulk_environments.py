@@ -4,20 +4,19 @@ clusters plus bulk environments, both tested on the core atoms of held-out bulk 
 Water, HF/STO-3G labels through the reference stage's own labeller (cheap enough for ~100 labels on one core; the
 comparison, not the level, is the point). Environments are cut by ``reference.environment``'s rule from packed
 periodic boxes at 0.033 Å^-3 with the shell equal to the descriptor's rcut (3 Å), so a core atom's whole descriptor
-sphere is inside its cut, as in production. Both models have the same size, seed and number of steps. Also
-printed: how much a core atom's force moves
-when the same cut grows (the cut is far enough away) against how much its boundary atoms' forces move.
-A third model trains on every atom's force of the same environments (boundary atoms included), to measure what the
-core mask costs or buys. Run: ``python bench/bulk_environments.py``; ``--steps N --seeds 3 4`` trains each model longer
-and once per seed, to tell the difference from training noise; ``--labels DIR`` keeps the labels in DIR and reuses
-them when it already holds them (``--steps 12000 --seeds 3`` with kept labels: ~28 min on one core beside other jobs).
+sphere is inside its cut, as in production. The environments' shell atoms are trained on with each of
+``--shell-weights`` (``reference.environment.shell_force_weight``; 0 is core atoms only), through the reference stage's
+own ``write_data``; every model has the same size, seed and number of steps. Also printed: how much a core atom's
+force moves when the same cut grows (the cut is far enough away) against how much its boundary atoms' forces move.
+Run: ``python bench/bulk_environments.py``; ``--steps N --seeds 3 4`` trains each model longer and once per seed, to
+tell the difference from training noise; ``--labels DIR`` keeps the labels (extxyz) in DIR and reuses them when it
+already holds them (``--steps 12000 --seeds 3``, three models: ~28 min on one core beside other jobs).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -26,8 +25,8 @@ import numpy as np
 from liquidscale.config import validate_config
 from liquidscale.mlip import data, training
 from liquidscale.molecules import WATER, cut_environment
-from liquidscale.reference.configurations import bulk_environments, initial_clusters, number_frames, packed_box
-from liquidscale.reference.output import write_data
+from liquidscale.reference.configurations import bulk_environments, initial_clusters, number_frames, packed_box, write_extxyz
+from liquidscale.reference.output import read_labels, write_data
 from liquidscale.reference.qm import label, label_shard
 
 METHOD = validate_config({"reference": {"method": {"xc": "HF", "basis": "sto-3g", "density_fit": False}}})["reference"]["method"]
@@ -39,10 +38,11 @@ TRAIN_ENVIRONMENTS, TEST_ENVIRONMENTS = 32, 16
 STEPS = 4000
 
 
-def labelled(frames, folder: Path) -> None:
+def labelled(frames, path: Path) -> None:
+    """Label frames with the reference stage's labeller into an extxyz file (core masks travel with it)."""
     atoms, failures = label_shard(number_frames(frames), METHOD, WATER.type_map, 0, log=lambda *_: None)
     assert not failures, failures
-    write_data(folder, atoms, WATER.type_map)
+    write_extxyz(path, atoms)
 
 
 def train(systems: list[Path], workdir: Path, steps: int, seed: int) -> Path:
@@ -73,44 +73,45 @@ def core_force_convergence(seed: int = 7) -> list[tuple[float, int, float, float
     return rows
 
 
-def every_atom_weighted(folder: Path, copy: Path) -> Path:
-    """A copy of a deepmd/npy tree with every atom's force weight set to 1."""
-    shutil.copytree(folder, copy)
-    for pref in copy.rglob("atom_pref.npy"):
-        np.save(pref, np.ones_like(np.load(pref)))
-    return copy
+def write_labels(atoms_list: list, folder: Path, shell_weight: float) -> list[Path]:
+    """The reference stage's deepmd/npy output of labelled frames, and its system folders."""
+    write_data(folder, atoms_list, WATER.type_map, shell_weight)
+    return data.system_folders([folder])
 
 
-def force_labels(folders: list[Path]) -> int:
-    """Trained force components / 3: every atom of a cluster, the core atoms of an environment."""
-    return int(sum(float(data.load_frames(p, WATER.type_map).weights.sum()) for p in folders))
+def force_labels(folders: list[Path]) -> float:
+    """Trained force components / 3: the sum of the atoms' force weights."""
+    return sum(float(data.load_frames(p, WATER.type_map).weights.sum()) for p in folders)
 
 
-def main(steps: int, seeds: list[int], labels: Path | None) -> None:
+def main(steps: int, seeds: list[int], shell_weights: list[float], labels: Path | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         store = labels or root
+        store.mkdir(parents=True, exist_ok=True)
         train_env = bulk_environments(WATER, {**ENVIRONMENT, "bulk_frames": TRAIN_ENVIRONMENTS, "bulk_test_frames": 0}, INITIAL, DENSITY, seed=2)
-        test_env = bulk_environments(WATER, {**ENVIRONMENT, "bulk_frames": TEST_ENVIRONMENTS, "bulk_test_frames": 0}, INITIAL, DENSITY, seed=3)
+        test_env = bulk_environments(WATER, {**ENVIRONMENT, "bulk_frames": 0, "bulk_test_frames": TEST_ENVIRONMENTS}, INITIAL, DENSITY, seed=3)
         for name, frames in (("clusters", lambda: initial_clusters(WATER, INITIAL, seed=1)), ("environments", lambda: train_env), ("bulk", lambda: test_env)):
-            if not (store / name).is_dir():
-                labelled(frames(), store / name)
+            if not (store / f"{name}.extxyz").is_file():
+                labelled(frames(), store / f"{name}.extxyz")
+        # the reference stage's own output: write_data weighs an environment's shell atoms, keeps a held-out one's core mask
+        write_data(root / "held_out", read_labels(store / "bulk.extxyz"), WATER.type_map, 0.0)
+        clusters = write_labels(read_labels(store / "clusters.extxyz"), root / "clusters", 0.0)
+        environments = {w: write_labels(read_labels(store / "environments.extxyz"), root / f"environments_{w}", w) for w in shell_weights}
         sizes = [len(f.symbols) for f in train_env + test_env]
-        clusters = data.system_folders([store / "clusters"])
-        environments = data.system_folders([store / "environments"])
-        every_atom = data.system_folders([every_atom_weighted(store / "environments", root / "environments_every_atom")])
-        training_sets = {"clusters only": clusters, "clusters + bulk environments (core atoms' forces)": clusters + environments,
-                         "clusters + bulk environments (every atom's force)": clusters + every_atom}
-        print(f"water, HF/STO-3G; {len(clusters)} cluster sizes x {INITIAL['frames_per_size']} frames ({force_labels(clusters)} atoms with force "
+        core_atoms = int(sum(f.core.sum() for f in train_env))
+        print(f"water, HF/STO-3G; {len(clusters)} cluster sizes x {INITIAL['frames_per_size']} frames ({force_labels(clusters):.0f} atoms with force "
               f"labels); {TRAIN_ENVIRONMENTS} training and {TEST_ENVIRONMENTS} held-out bulk environments of {min(sizes)}-{max(sizes)} atoms "
-              f"({force_labels(environments)} core atoms of {force_labels(every_atom)}; core {ENVIRONMENT['core_radius']} Å, shell = rcut = {RCUT} Å); "
+              f"({core_atoms} core atoms of {sum(len(f.symbols) for f in train_env)}; core {ENVIRONMENT['core_radius']} Å, shell = rcut = {RCUT} Å); "
               f"se_e2_a 8x16 / 32x32, {steps} steps, seeds {seeds}")
-        held_out = [data.load_frames(p, WATER.type_map) for p in data.system_folders([store / "bulk"])]
+        held_out = [data.load_frames(p, WATER.type_map) for p in data.system_folders([root / "held_out"])]
         scale = np.sqrt(sum(float((f.weights[..., None] * f.forces**2).sum()) for f in held_out) / sum(3 * float(f.weights.sum()) for f in held_out))
+        training_sets = {"clusters only": clusters}
+        training_sets |= {f"clusters + bulk environments, shell atoms' force weight {w:g}": clusters + environments[w] for w in shell_weights}
         print("| trained on | held-out bulk, core-atom force RMSE (eV/Å) per seed | mean | RMS core force (eV/Å) |")
         print("| --- | --- | --- | --- |")
         for k, (name, systems) in enumerate(training_sets.items()):
-            errors = [training.held_out_errors(train(systems, root / f"model{k}-{seed}", steps, seed), store / "bulk", WATER.type_map)["force_rmse"]
+            errors = [training.held_out_errors(train(systems, root / f"model{k}-{seed}", steps, seed), root / "held_out" / "bulk", WATER.type_map)["force_rmse"]
                       for seed in seeds]
             print(f"| {name} | {', '.join(f'{e:.3f}' for e in errors)} | {np.mean(errors):.3f} | {scale:.3f} |", flush=True)
     print("\ncore forces as the cut grows (against a 4.2 Å shell, HF/STO-3G):")
@@ -124,6 +125,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=STEPS, help="DeePMD training steps per model")
     parser.add_argument("--seeds", type=int, nargs="+", default=[3], help="one training of each model per seed")
+    parser.add_argument("--shell-weights", type=float, nargs="+", default=[0.0, 1.0], help="reference.environment.shell_force_weight values to train with")
     parser.add_argument("--labels", type=Path, help="folder that keeps the labels (reused when it already holds them)")
     arguments = parser.parse_args()
-    main(arguments.steps, arguments.seeds, arguments.labels)
+    main(arguments.steps, arguments.seeds, arguments.shell_weights, arguments.labels)

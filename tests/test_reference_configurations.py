@@ -134,7 +134,7 @@ def test_action_settings_hold_only_what_each_action_reads():
         "reference": {
             "method": {"basis": "def2-SVP"},
             "initial": INITIAL,
-            "environment": ENVIRONMENT,
+            "environment": dict(ENVIRONMENT, shell_force_weight=0.5),
             "extra_configurations": {"co2": "co2.extxyz"},
             "shards": 2,
             "use_gpu": False,
@@ -144,11 +144,13 @@ def test_action_settings_hold_only_what_each_action_reads():
         },
     }
     conf = action_settings(config, "water", "configurations")
+    # the shell atoms' force weight is applied at collection: changing it relabels nothing
     assert conf["reference"] == {"initial": INITIAL, "environment": ENVIRONMENT, "extra_configurations": None}
     assert conf["bulk_density"] == 0.033  # the sampling stage's densest water state: the bulk boxes are packed at it
     label = action_settings(config, "co2", "label")
     assert set(label["reference"]) == {"method", "shards", "use_gpu"}  # resources do not rerun labelling
-    assert action_settings(config, "co2", "collect")["reference"]["extra_configurations"] == "co2.extxyz"
+    collect = action_settings(config, "co2", "collect")["reference"]
+    assert collect["extra_configurations"] == "co2.extxyz" and collect["environment"]["shell_force_weight"] == 0.5
 
 
 def test_shards_partition_the_frames_and_balance_their_cost():

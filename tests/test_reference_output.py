@@ -28,7 +28,7 @@ CONFIG = {
     "reference": {
         "method": {"xc": "HF", "basis": "sto-3g", "conv_tol": 1e-9},
         "initial": {"cluster_sizes": [1, 2], "frames_per_size": 2},
-        "environment": {"core_radius": 1.2, "shell": 1.5, "bulk_frames": 1, "bulk_test_frames": 1, "bulk_molecules": 16},
+        "environment": {"core_radius": 1.2, "shell": 1.5, "shell_force_weight": 0.25, "bulk_frames": 1, "bulk_test_frames": 1, "bulk_molecules": 16},
         "shards": 2,
     },
 }
@@ -74,9 +74,12 @@ def test_deepmd_npy_round_trips_the_labels(campaign):
         assert system["energies"][i] == pytest.approx(atoms.get_potential_energy(), abs=1e-9)
         assert row.energy_eV == pytest.approx(atoms.get_potential_energy(), abs=1e-9)
         assert [system["atom_names"][t] for t in system["atom_types"]] == sorted(atoms.get_chemical_symbols(), key=["O", "H"].index)
-        # DeePMD's per-atom force weights: an environment's core mask, every atom of a cluster
+        # DeePMD's per-atom force weights: 1 on every atom of a cluster and on an environment's core, the shell
+        # weight (0.25) on a training environment's shell, 0 on a held-out bulk environment's shell
         core = atoms.arrays["core"] if "core" in atoms.arrays else np.ones(len(atoms), dtype=bool)
-        np.testing.assert_array_equal(system["atom_pref"][i], np.repeat(core[order, None], 3, axis=1).astype(float))
+        shell_weight = 0.0 if row.data_folder.startswith("bulk/") else 0.25
+        expected = np.where(core, 1.0, shell_weight)[order]
+        np.testing.assert_array_equal(system["atom_pref"][i], np.repeat(expected[:, None], 3, axis=1))
         assert (row.data_folder.split("/")[0] == "clusters") == ("core" not in atoms.arrays)
 
 

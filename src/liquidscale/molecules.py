@@ -189,7 +189,7 @@ def cut_environment(
     The core is every atom within ``core_radius`` of atom ``around_atom``; the cluster is every whole
     molecule with an atom within ``core_radius + shell`` of it, so each core atom sees all its neighbours
     out to ``shell`` (the descriptor's rcut in production) as in the bulk. Only core forces are bulk-like:
-    ``core`` marks the atoms a model should be trained on. Molecules are ordered by distance (the
+    ``core`` marks them (the held-out bulk error is measured on them). Molecules are ordered by distance (the
     selected molecule first) and centred on ``around_atom``. A periodic box must be wider than twice the
     cut, or a molecule would have to appear twice.
     """

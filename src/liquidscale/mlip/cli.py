@@ -161,7 +161,7 @@ def _test(args) -> None:
         "iteration": args.iteration,
         "frames": summary["frames"],
         "units": {"energy_rmse_per_atom": "eV/atom", "force_rmse": "eV/Å"},
-        "force_atoms": "core atoms of environments, every atom of plain clusters",
+        "force_atoms": "weighted as trained (plain clusters and environments' core atoms 1, their shell atoms reference.environment.shell_force_weight); bulk: core atoms only",
         "held_out_mean": {key: float(np.mean([m["held_out"][key] for m in members])) for key in ("energy_rmse_per_atom", "force_rmse")},
         "bulk_mean": {"force_rmse": float(np.mean([m["bulk"]["force_rmse"] for m in members]))},
         "members": members,

@@ -31,7 +31,7 @@ class Frames:
     cells: np.ndarray | None  # (F, 3, 3) Å, None for clusters (no periodic boundaries)
     energies: np.ndarray  # (F,) eV
     forces: np.ndarray  # (F, N, 3) eV/Å
-    weights: np.ndarray  # (F, N) per-atom force weight: 1 where the force is trained on and tested (core atoms)
+    weights: np.ndarray  # (F, N) per-atom force weight in training and testing (``reference.output.force_weights``)
 
 
 @functools.cache

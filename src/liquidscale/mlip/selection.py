@@ -5,7 +5,7 @@ Every explored frame is *accurate* (max force deviation below ``trust_lo``), a *
 up: too far from the data to learn from). Candidates become clusters: the complete environment of
 the frame's most uncertain atom (``reference.environment``: the whole molecules with an atom within
 ``core_radius + shell`` of it, cut out across the periodic boundaries, since a molecular QM code
-labels finite clusters), of which only the core atoms are trained on. Clusters are then chosen by
+labels finite clusters), weighted as the reference stage weighs bulk cuts. Clusters are then chosen by
 farthest-point sampling on a pair-distance fingerprint, so near-duplicates (consecutive frames of
 one trajectory, symmetric copies) are sent once. Once the accurate fraction reaches the converged
 threshold (and, when set, the held-out bulk force RMSE its bound), nothing is selected.

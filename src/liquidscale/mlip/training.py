@@ -2,7 +2,7 @@
 
 The training input is generated from the ``mlip`` config section; the members of an ensemble share
 everything but their seeds. The held-out metrics (energy RMSE per atom, force RMSE) are evaluated here,
-not by ``dp test``, because only core atoms' forces count (see :func:`held_out_errors`); on plain clusters
+not by ``dp test``, because forces count with their weights (see :func:`held_out_errors`); on plain clusters
 the two agree (tests/test_mlip_training.py).
 """
 
@@ -87,8 +87,8 @@ def training_input(
             "type": "ener",
             "start_pref_e": training["start_pref_e"],
             "limit_pref_e": training["limit_pref_e"],
-            # forces through the per-atom weighted term only (atom_pref.npy: 1 on core atoms, 0 on an
-            # environment's shell), so a cut's boundary atoms, whose neighbours are missing, never train
+            # forces through the per-atom weighted term only (atom_pref.npy: 1 on core atoms and clusters,
+            # reference.environment.shell_force_weight on an environment's shell, whose neighbours are cut)
             "start_pref_f": 0.0,
             "limit_pref_f": 0.0,
             "start_pref_pf": training["start_pref_f"],
@@ -201,8 +201,9 @@ def _trim_lcurve(path: Path, step: int) -> None:
 def held_out_errors(model: Path, part: Path, type_map: Sequence[str]) -> dict[str, float]:
     """Energy RMSE per atom and force RMSE of ``model`` on every system below ``part``; NaN when it holds none.
 
-    Forces count where their weight (``atom_pref``) is 1: every atom of a plain cluster, only the core atoms
-    of an environment, whose shell atoms lack neighbours the bulk has. Energies count per frame.
+    Forces count with their weight (``atom_pref``), as in training: 1 on every atom of a plain cluster and an
+    environment's core, ``reference.environment.shell_force_weight`` on its shell atoms, whose neighbours are
+    cut; a held-out bulk environment weighs its core atoms only. Energies count per frame.
     """
     from . import data
     from .deepmd_potential import DeepMDPotential

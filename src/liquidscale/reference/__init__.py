@@ -32,4 +32,6 @@ def action_settings(config: Mapping[str, Any], system: str, action: str) -> dict
         from ..mlip.exploration import densest
 
         settings["bulk_density"] = densest(config["sampling"], system)  # bulk environments are packed at it
+        # the shell atoms' force weight is applied when the labels are collected: changing it relabels nothing
+        settings["reference"]["environment"] = {k: v for k, v in reference["environment"].items() if k != "shell_force_weight"}
     return settings

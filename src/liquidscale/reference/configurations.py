@@ -10,7 +10,7 @@ system name, so the same config always gives the same clusters.
 Bulk environments give iteration 0 what gas-phase clusters lack, atoms whose whole descriptor sphere is
 filled as in the liquid: a periodic box of molecules is packed at the sampling stage's highest density
 (same non-overlap rule, with periodic images) and an environment is cut around a random atom (see
-:func:`liquidscale.molecules.cut_environment`); only its core atoms' forces are trained on. The last
+:func:`liquidscale.molecules.cut_environment`); its shell atoms' forces train with ``shell_force_weight``. The last
 ``bulk_test_frames`` of them are never trained on: they are the held-out bulk set whose core-atom force
 error the mlip stage reports per iteration.
 """

@@ -4,10 +4,11 @@ A labelling shard writes ``labels.extxyz`` (frames with energy and forces) and `
 Collecting the shards gives, beside the configurations:
 
 - ``data/``: dpdata ``deepmd/npy`` MultiSystems, one folder per composition (e.g. ``O6H12``) in one
-  folder per kind of frame: ``clusters/`` (every atom trained on), ``environments/`` (only core atoms
-  trained on) and ``bulk/`` (held-out bulk environments, never trained on); atoms sorted by type within
-  a frame, finite clusters marked ``nopbc``, force weights in ``atom_pref.npy`` (1 for a core atom or a
-  cluster's atom, 0 otherwise, once per force component: DeePMD's ``pref_pf`` loss reads them);
+  folder per kind of frame: ``clusters/`` (every atom trained on), ``environments/`` (core atoms trained
+  on, shell atoms with ``reference.environment.shell_force_weight``) and ``bulk/`` (held-out bulk
+  environments, never trained on; their weights stay the core mask the bulk error is measured on); atoms
+  sorted by type within a frame, finite clusters marked ``nopbc``, force weights in ``atom_pref.npy``
+  (once per force component: DeePMD's ``pref_pf`` loss reads them);
 - ``labels.extxyz``: every labelled frame with its energy (eV) and forces (eV/Å);
 - ``summary.csv``: one row per labelled frame; ``failures.csv``: one row per dropped frame;
 - ``provenance.json``: method, package versions, config hash, seeds, input hash.
@@ -140,12 +141,17 @@ def data_group(atoms) -> str:
     return "environments" if "core" in atoms.arrays else "clusters"
 
 
-def force_weights(atoms) -> np.ndarray:
-    """Per-atom force weight: the core mask of an environment, 1 for every atom of a plain cluster."""
-    return np.asarray(atoms.arrays["core"], dtype=float) if "core" in atoms.arrays else np.ones(len(atoms))
+def force_weights(atoms, shell_weight: float) -> np.ndarray:
+    """Per-atom force weight: 1 for every atom of a plain cluster and for an environment's core atoms,
+    ``shell_weight`` for its shell atoms (a shell atom's force is exact for the cut, which the model also
+    sees whole, but its environment is not the bulk's); a held-out bulk environment keeps its core mask."""
+    if "core" not in atoms.arrays:
+        return np.ones(len(atoms))
+    core = np.asarray(atoms.arrays["core"], dtype=float)
+    return core if data_group(atoms) == "bulk" else core + shell_weight * (1.0 - core)
 
 
-def to_multisystems(atoms_list: list, type_map: Sequence[str]):
+def to_multisystems(atoms_list: list, type_map: Sequence[str], shell_weight: float):
     """dpdata MultiSystems with one LabeledSystem per composition; atoms of every frame sorted by type."""
     import dpdata
 
@@ -168,16 +174,17 @@ def to_multisystems(atoms_list: list, type_map: Sequence[str]):
             "coords": np.stack([a.get_positions()[sort_by_type(a, type_map)] for a in frames]),
             "energies": np.array([a.get_potential_energy() for a in frames]),
             "forces": np.stack([a.get_forces()[sort_by_type(a, type_map)] for a in frames]),
-            "atom_pref": per_component(np.stack([force_weights(a)[sort_by_type(a, type_map)] for a in frames])),
+            "atom_pref": per_component(np.stack([force_weights(a, shell_weight)[sort_by_type(a, type_map)] for a in frames])),
         }
         systems.append(dpdata.LabeledSystem(data=data))
     return dpdata.MultiSystems(*systems, type_map=list(type_map))
 
 
-def write_data(folder: Path, atoms_list: list, type_map: Sequence[str]) -> None:
+def write_data(folder: Path, atoms_list: list, type_map: Sequence[str], shell_weight: float) -> None:
     """Labelled frames as ``folder/<kind>/<composition>`` deepmd/npy systems (see the module docstring)."""
     for group in sorted({data_group(a) for a in atoms_list}):
-        to_multisystems([a for a in atoms_list if data_group(a) == group], type_map).to_deepmd_npy(str(Path(folder) / group))
+        frames = [a for a in atoms_list if data_group(a) == group]
+        to_multisystems(frames, type_map, shell_weight).to_deepmd_npy(str(Path(folder) / group))
 
 
 def summary_rows(atoms_list: list, type_map: Sequence[str]) -> list[dict[str, Any]]:
@@ -237,7 +244,7 @@ def collect(
     type_map = list(molecule.type_map)
     with atomic_path(out_dir / DATA) as tmp:
         tmp.mkdir()  # stays empty when the mlip stage selected nothing for this iteration
-        write_data(tmp, atoms_list, type_map)
+        write_data(tmp, atoms_list, type_map, settings["reference"]["environment"]["shell_force_weight"])
     write_extxyz(out_dir / LABELS, atoms_list)
     write_csv(out_dir / SUMMARY, summary_rows(atoms_list, type_map), SUMMARY_COLUMNS)
     write_csv(out_dir / FAILURES, failures, FAILURE_COLUMNS)
