@@ -30,4 +30,4 @@ rule all:
     input:
         rules.analysis.input,
         rules.sampling.input,  # with the state-point tables, which liquidscale status reads
-        rules.coexistence.input,
+        rules.coexistence_comparison.input,

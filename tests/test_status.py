@@ -214,5 +214,16 @@ def test_coexistence_verdicts_per_temperature(tmp_path):
     text = render_text(campaign_status(tmp_path))
     assert "T = 300: liquid 0.0331 ± 0.0002, vapour 1e-06 ± 1e-06" in text
     assert "T = 400: no coexistence: plateaus not distinct: evaporated or supercritical" in text
+    assert water["functional"] is None and "functional" not in text  # rung 4 not run yet
+    import pandas as pd
+
+    from liquidscale.coexistence.functional import TABLE, compare
+
+    binodal = pd.DataFrame({"T": [250.0, 350.0], "rho_vapour": [1e-6, 2e-6], "rho_liquid": [0.0330, 0.0300], "coverage": "inside",
+                            "rho_vapour_interface": [np.nan] * 2, "rho_liquid_interface": [np.nan] * 2})
+    compare(binodal, pd.DataFrame({"status": ["found"], "reason": [""]}), pd.read_csv(folder / "coexistence.csv"), 0.03).to_csv(folder / TABLE, index=False)
+    text = render_text(campaign_status(tmp_path))
+    assert "functional (bulk route) vs direct, liquid at T = 300: -4.8% (-8.0 standard errors), outside 3%" in text
+    assert "functional vs direct at T = 400" not in text  # the slab's own reason is said once, above
     (folder / "coexistence.csv").write_text("garbage\n1,2\n")
     assert campaign_status(tmp_path)["systems"]["water"]["coexistence"]["state"] == "unreadable"

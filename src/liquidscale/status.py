@@ -254,7 +254,21 @@ def coexistence_status(system_dir: Path) -> dict[str, Any] | None:
                      **{key: float(row[key]) if row[key] else None for key in columns}} for row in csv.DictReader(handle)]
     except (KeyError, ValueError, TypeError):
         return {"state": "unreadable", "path": str(path)}
-    return {"state": "done", "temperatures": rows}
+    return {"state": "done", "temperatures": rows, "functional": functional_comparison(system_dir / "coexistence" / "functional_vs_direct.csv")}
+
+
+def functional_comparison(path: Path) -> list[dict[str, Any]] | None:
+    """Rung 4's rows (the functional beside the direct densities), None before the comparison ran or when unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        with open(path, newline="") as handle:
+            return [{"T": float(row["T"]), "phase": row["phase"], "status": row["status"], "reason": row["reason"], "route": row["route"],
+                     "relative_difference": float(row["relative_difference"]) if row["relative_difference"] else None,
+                     "pull": float(row["pull"]) if row["pull"] else None, "tolerance": float(row["tolerance"]),
+                     "within_tolerance": row["within_tolerance"] == "True"} for row in csv.DictReader(handle)]
+    except (KeyError, ValueError, TypeError):
+        return None
 
 
 # ---- the campaign ---------------------------------------------------------------------------------
@@ -387,6 +401,13 @@ def _text_coexistence(c) -> list[str]:
             lines.append(f"  T = {_g(row['T'], 5)}: liquid {_g(row['rho_liquid'], 4)} ± {_g(row['rho_liquid_stderr'], 2)}, vapour {_g(row['rho_vapour'], 4)} ± {_g(row['rho_vapour_stderr'], 2)}")
         else:
             lines.append(f"  T = {_g(row['T'], 5)}: {row['status']}: {row['reason']}")
+    for row in c.get("functional") or []:
+        if row["status"] == "compared":
+            verdict = "within" if row["within_tolerance"] else "outside"
+            lines.append(f"  functional ({row['route']} route) vs direct, {row['phase']} at T = {_g(row['T'], 5)}: {row['relative_difference']:+.1%}"
+                         f" ({row['pull']:+.1f} standard errors), {verdict} {row['tolerance']:.0%}")
+        elif row["phase"] == "liquid" and not row["reason"].startswith("direct MD"):  # the functional's reason, once per temperature
+            lines.append(f"  functional vs direct at T = {_g(row['T'], 5)}: {row['reason']}")
     return lines
 
 

@@ -39,6 +39,41 @@ rule coexistence_slabs:
         " --out results/{wildcards.system}/coexistence > {log} 2>&1"
 
 
+rule coexistence_functional_comparison:
+    """The functional's binodal beside the direct slab densities of the same potential (verification rung 4)."""
+    input:
+        binodal="results/{system}/analysis/binodal.csv",
+        critical="results/{system}/analysis/critical_point.csv",
+        summary="results/{system}/analysis/summary.json",
+        direct="results/{system}/coexistence/coexistence.csv",
+    output:
+        table="results/{system}/coexistence/functional_vs_direct.csv",
+        figure=report("results/{system}/coexistence/functional_vs_direct.png", caption="../report/functional_vs_direct.rst", category="{system}",
+                      subcategory="4 direct coexistence of the potential (MD)", labels={"figure": "functional vs direct coexistence"}),
+    params:
+        tolerance=config["coexistence"]["functional_tolerance"],
+    log:
+        "logs/{system}/coexistence_comparison.log",
+    wildcard_constraints:
+        system="|".join(SAMPLED) or "none",
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+        cpus_per_task=1,
+    shell:
+        "liquidscale coexistence compare --analysis results/{wildcards.system}/analysis --coexistence results/{wildcards.system}/coexistence"
+        " --tolerance {params.tolerance} --out results/{wildcards.system}/coexistence > {log} 2>&1"
+
+
 rule coexistence:
     input:
         expand("results/{system}/coexistence/coexistence.csv", system=SAMPLED),
+
+
+# rung 4 needs both sides: the functional (the whole campaign) and the direct slabs
+rule coexistence_comparison:
+    input:
+        expand("results/{system}/coexistence/functional_vs_direct.csv", system=SAMPLED),

@@ -94,3 +94,30 @@ def _published_peaks(ax, axes_units: AxisUnits, peaks) -> None:
                         yerr=np.nan_to_num(row.published_g_peak_error), ls="none", label=label, **style)
         else:
             ax.axvline(axes_units.length(row.published_r_peak), color=style["color"], ls=":", lw=1, label=f"first peak at, {label}")
+
+
+def functional_vs_direct_figure(system: str, units: Mapping[str, object], binodal, table, path: Path) -> None:
+    """Verification rung 4 in one panel: the functional's binodal (interface route solid, bulk route dashed) and the
+    direct slab densities with their block errors; every row not compared is said above it with its reason."""
+    axes_units = AxisUnits(system, units)
+    missing = sorted({f"{axes_units.temperature(row.T)}: {row.reason}" for row in table.itertuples() if row.status != "compared"})
+    direct = table[table["direct"].notna()]
+    if binodal.empty and direct.empty:
+        fig, _ = new_figure(0, missing)
+        save(fig, path)
+        return
+    fig, (ax,) = new_figure(1, missing)
+    for phase in ("vapour", "liquid"):
+        first = phase == "liquid"
+        ax.plot(axes_units.rho(binodal[f"rho_{phase}"]), binodal["T"], color="C1", ls="--", lw=1, label="functional, bulk route" if first else None)
+        interface = binodal.dropna(subset=[f"rho_{phase}_interface"])
+        ax.plot(axes_units.rho(interface[f"rho_{phase}_interface"]), interface["T"], color="C1", lw=1.5,
+                label="functional, free interface" if first else None)
+        points = direct[direct["phase"] == phase]
+        ax.errorbar(axes_units.rho(points["direct"]), points["T"], xerr=axes_units.rho(points["direct_stderr"]), ls="none", marker="o", ms=4,
+                    color="C0", label="direct MD of the same potential" if first else None)
+    ax.set_xlabel(axes_units.rho_label)
+    ax.set_ylabel(axes_units.T_label)
+    ax.set_title("functional vs direct coexistence (rung 4)", fontsize=8)
+    legend_beside(ax)
+    save(fig, path)
