@@ -47,9 +47,10 @@ demo: env
 	$(SNAKEMAKE) --profile profiles/local --cores $(CORES) $(LJ_DEMO)
 	$(SNAKEMAKE) --profile profiles/local --cores $(CORES) $(LJ_DEMO) --report results/lj/report.zip
 
-# one pytest worker per core, each test file whole on one (its module fixtures train once): most slow tests use one thread
+# one pytest worker per core, each test file whole on one (its module fixtures train once), in collection order
+# (tests/conftest.py puts the longest files first): most slow tests use one thread
 test: env
-	$(VENV)/bin/python -m pytest -q --timeout 2400 --durations 25 -n $(CORES) --dist loadfile
+	$(VENV)/bin/python -m pytest -q --timeout 2400 --durations 25 -n $(CORES) --dist loadfile --no-loadscope-reorder
 
 test-fast: env
 	$(VENV)/bin/python -m pytest -q -m "not slow and not slurm and not workflow"

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liquidscale.cli import main
+from liquidscale.cli import command_settings, main
 from liquidscale.coexistence.functional import TABLE, compare
+from liquidscale.config import validate_config
 from liquidscale.fluids import ljts
 
 TEMPERATURES = np.linspace(0.7, 1.05, 15)
@@ -81,7 +82,8 @@ def test_cli_writes_the_table_and_the_figure_and_names_a_missing_input(tmp_path,
     CRITICAL.to_csv(analysis / "critical_point.csv", index=False)
     (analysis / "summary.json").write_text(json.dumps({"system": "lj", "units": {"length_unit": "sigma", "energy_unit": "epsilon", "dimension": 3}}))
     pd.DataFrame([slab(0.9)]).to_csv(coexistence / "coexistence.csv", index=False)
-    args = ["coexistence", "compare", "--analysis", str(analysis), "--coexistence", str(coexistence), "--tolerance", "0.03", "--out", str(tmp_path / "out")]
+    settings = json.dumps(command_settings(validate_config({"systems": ["lj"]}), "lj", "coexistence", "compare"))
+    args = ["coexistence", "compare", "--settings", settings, "--analysis", str(analysis), "--coexistence", str(coexistence), "--out", str(tmp_path / "out")]
     assert main(args) == 0
     assert "2 of 2 densities within 3%" in capsys.readouterr().out
     assert len(pd.read_csv(tmp_path / "out" / TABLE)) == 2 and (tmp_path / "out" / "functional_vs_direct.png").stat().st_size > 0
@@ -89,3 +91,10 @@ def test_cli_writes_the_table_and_the_figure_and_names_a_missing_input(tmp_path,
     assert main(args) != 0
     err = capsys.readouterr().err
     assert "coexistence.csv: not found; run `snakemake coexistence`" in err and "Traceback" not in err
+
+
+def test_a_new_tolerance_reruns_the_comparison_and_no_slab():
+    """Implementation check of the rules' params: the tolerance is in compare's settings only."""
+    default, looser = (validate_config({"systems": ["lj"], "coexistence": coexistence}) for coexistence in ({}, {"functional_tolerance": 0.05}))
+    assert command_settings(default, "lj", "coexistence", "run") == command_settings(looser, "lj", "coexistence", "run")
+    assert command_settings(looser, "lj", "coexistence", "compare")["coexistence"] == {"functional_tolerance": 0.05}

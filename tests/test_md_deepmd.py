@@ -51,7 +51,7 @@ def water_model(tmp_path_factory):
     )
     atoms, failures = label_shard(number_frames(initial_clusters(WATER, config["reference"]["initial"], config["seed"])), config["reference"]["method"], WATER.type_map, 0, log=lambda *_: None)
     assert not failures
-    to_multisystems(atoms, WATER.type_map).to_deepmd_npy(str(root / "labels"))
+    to_multisystems(atoms, WATER.type_map, config["reference"]["environment"]["shell_force_weight"]).to_deepmd_npy(str(root / "labels"))
 
     def mlip(action, *args):
         settings = json.dumps(rule_settings(config, "water", action))

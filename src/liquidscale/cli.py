@@ -53,6 +53,7 @@ COMMAND_SETTINGS: dict[tuple[str, str], tuple[str, str | None]] = {
     ("analysis", "pets-reference"): ("analysis", None),
     ("analysis", "lj-reference"): ("analysis", None),
     ("coexistence", "run"): ("coexistence", "run"),
+    ("coexistence", "compare"): ("coexistence", "compare"),
 }
 
 # Set by common.smk for every job: the config files of the Snakemake run (a JSON list), so that a failed job

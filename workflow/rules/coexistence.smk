@@ -51,7 +51,7 @@ rule coexistence_functional_comparison:
         figure=report("results/{system}/coexistence/functional_vs_direct.png", caption="../report/functional_vs_direct.rst", category="{system}",
                       subcategory="4 direct coexistence of the potential (MD)", labels={"figure": "functional vs direct coexistence"}),
     params:
-        tolerance=config["coexistence"]["functional_tolerance"],
+        settings=settings_of("coexistence", "compare"),
     log:
         "logs/{system}/coexistence_comparison.log",
     wildcard_constraints:
@@ -65,7 +65,7 @@ rule coexistence_functional_comparison:
         cpus_per_task=1,
     shell:
         "liquidscale coexistence compare --analysis results/{wildcards.system}/analysis --coexistence results/{wildcards.system}/coexistence"
-        " --tolerance {params.tolerance} --out results/{wildcards.system}/coexistence > {log} 2>&1"
+        " --settings {params.settings:q} --out results/{wildcards.system}/coexistence > {log} 2>&1"
 
 
 rule coexistence:

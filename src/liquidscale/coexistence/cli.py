@@ -24,7 +24,7 @@ def register(subparsers) -> None:
     compare = actions.add_parser("compare", help="the functional's binodal beside the direct slab densities (verification rung 4); writes functional_vs_direct.csv and .png")
     compare.add_argument("--analysis", type=Path, required=True, help="the analysis folder (results/{system}/analysis: binodal.csv, critical_point.csv, summary.json)")
     compare.add_argument("--coexistence", type=Path, required=True, help="the coexistence folder (results/{system}/coexistence: coexistence.csv)")
-    compare.add_argument("--tolerance", type=float, required=True, help="relative difference counted as agreement (coexistence.functional_tolerance)")
+    add_settings_arguments(compare)
     compare.add_argument("--out", type=Path, required=True, help="output folder")
     compare.set_defaults(func=_compare)
 
@@ -39,5 +39,5 @@ def _run(args: argparse.Namespace) -> None:
 def _compare(args: argparse.Namespace) -> None:
     from .functional import summary_line, write_comparison
 
-    table = write_comparison(args.analysis, args.coexistence, args.tolerance, args.out)
+    table = write_comparison(args.analysis, args.coexistence, args.settings["coexistence"]["functional_tolerance"], args.out)
     print(f"functional vs direct coexistence: {summary_line(table)} -> {args.out}")

@@ -33,10 +33,12 @@ log = logging.getLogger(__name__)
 def coexistence_settings(config: Mapping[str, Any], system: str, action: str) -> dict[str, Any]:
     """What ``liquidscale coexistence run`` reads for ``system``: the coexistence section with this system's block
     only, and the sampling keys of its dynamics; so a new sampling.runs, sampling box or another system's slab
-    reruns nothing."""
+    reruns nothing. ``compare`` reads only the tolerance: a new one reruns the comparison, never a slab."""
     if system not in SLAB_SYSTEMS:
         raise UserError(f"coexistence: system '{system}' has no simulation (one of {list(SLAB_SYSTEMS)})")
-    coexistence = {key: value for key, value in config["coexistence"].items() if key not in SLAB_SYSTEMS}
+    if action == "compare":
+        return {"system": system, "coexistence": {"functional_tolerance": config["coexistence"]["functional_tolerance"]}}
+    coexistence = {key: value for key, value in config["coexistence"].items() if key not in (*SLAB_SYSTEMS, "functional_tolerance")}
     sampling = {key: config["sampling"][key] for key in ENGINE_KEYS}
     dynamics = {key: value for key, value in config["sampling"][system].items() if key not in SAMPLING_ONLY_KEYS}
     return {
