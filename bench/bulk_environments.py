@@ -95,7 +95,7 @@ def main(steps: int, seeds: list[int], shell_weights: list[float], labels: Path 
             if not (store / f"{name}.extxyz").is_file():
                 labelled(frames(), store / f"{name}.extxyz")
         # the reference stage's own output: write_data weighs an environment's shell atoms, keeps a held-out one's core mask
-        write_data(root / "held_out", read_labels(store / "bulk.extxyz"), WATER.type_map, 0.0)
+        held_out_folders = write_labels(read_labels(store / "bulk.extxyz"), root / "held_out", 0.0)
         clusters = write_labels(read_labels(store / "clusters.extxyz"), root / "clusters", 0.0)
         environments = {w: write_labels(read_labels(store / "environments.extxyz"), root / f"environments_{w}", w) for w in shell_weights}
         sizes = [len(f.symbols) for f in train_env + test_env]
@@ -104,7 +104,7 @@ def main(steps: int, seeds: list[int], shell_weights: list[float], labels: Path 
               f"labels); {TRAIN_ENVIRONMENTS} training and {TEST_ENVIRONMENTS} held-out bulk environments of {min(sizes)}-{max(sizes)} atoms "
               f"({core_atoms} core atoms of {sum(len(f.symbols) for f in train_env)}; core {ENVIRONMENT['core_radius']} Å, shell = rcut = {RCUT} Å); "
               f"se_e2_a 8x16 / 32x32, {steps} steps, seeds {seeds}")
-        held_out = [data.load_frames(p, WATER.type_map) for p in data.system_folders([root / "held_out"])]
+        held_out = [data.load_frames(p, WATER.type_map) for p in held_out_folders]
         scale = np.sqrt(sum(float((f.weights[..., None] * f.forces**2).sum()) for f in held_out) / sum(3 * float(f.weights.sum()) for f in held_out))
         training_sets = {"clusters only": clusters}
         training_sets |= {f"clusters + bulk environments, shell atoms' force weight {w:g}": clusters + environments[w] for w in shell_weights}

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..plotting import EXPERIMENT_STYLE, REFERENCE_STYLE, AxisUnits, legend_beside, new_figure, save
+from .functional import COMPARED
 from .rdf import OTHER_FUNCTIONAL, SAME_FUNCTIONAL
 from .slab import STATUS_OK
 
@@ -100,7 +101,7 @@ def functional_vs_direct_figure(system: str, units: Mapping[str, object], binoda
     """Verification rung 4 in one panel: the functional's binodal (interface route solid, bulk route dashed) and the
     direct slab densities with their block errors; every row not compared is said above it with its reason."""
     axes_units = AxisUnits(system, units)
-    missing = sorted({f"{axes_units.temperature(row.T)}: {row.reason}" for row in table.itertuples() if row.status != "compared"})
+    missing = sorted({f"{axes_units.temperature(row.T)}: {row.reason}" for row in table.itertuples() if row.status != COMPARED})
     direct = table[table["direct"].notna()]
     if binodal.empty and direct.empty:
         fig, _ = new_figure(0, missing)
@@ -108,14 +109,14 @@ def functional_vs_direct_figure(system: str, units: Mapping[str, object], binoda
         return
     fig, (ax,) = new_figure(1, missing)
     for phase in ("vapour", "liquid"):
-        first = phase == "liquid"
-        ax.plot(axes_units.rho(binodal[f"rho_{phase}"]), binodal["T"], color="C1", ls="--", lw=1, label="functional, bulk route" if first else None)
+        labelled = phase == "liquid"  # one legend entry per curve kind
+        ax.plot(axes_units.rho(binodal[f"rho_{phase}"]), binodal["T"], color="C1", ls="--", lw=1, label="functional, bulk route" if labelled else None)
         interface = binodal.dropna(subset=[f"rho_{phase}_interface"])
         ax.plot(axes_units.rho(interface[f"rho_{phase}_interface"]), interface["T"], color="C1", lw=1.5,
-                label="functional, free interface" if first else None)
+                label="functional, free interface" if labelled else None)
         points = direct[direct["phase"] == phase]
         ax.errorbar(axes_units.rho(points["direct"]), points["T"], xerr=axes_units.rho(points["direct_stderr"]), ls="none", marker="o", ms=4,
-                    color="C0", label="direct MD of the same potential" if first else None)
+                    color="C0", label="direct MD of the same potential" if labelled else None)
     ax.set_xlabel(axes_units.rho_label)
     ax.set_ylabel(axes_units.T_label)
     ax.set_title("functional vs direct coexistence (rung 4)", fontsize=8)

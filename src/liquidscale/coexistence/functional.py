@@ -25,6 +25,7 @@ FIGURE = "functional_vs_direct.png"
 COLUMNS = ["T", "phase", "direct", "direct_stderr", "functional", "route", "coverage", "relative_difference", "pull", "tolerance",
            "within_tolerance", "status", "reason"]
 PHASES = ("liquid", "vapour")
+COMPARED, MISSING = "compared", "missing"  # a row's status
 
 
 def functional_density(binodal: pd.DataFrame, T: float, phase: str) -> tuple[float, str, str] | None:
@@ -53,18 +54,18 @@ def compare(binodal: pd.DataFrame, critical: pd.DataFrame, direct: pd.DataFrame,
         for phase in PHASES:
             row = {"T": slab.T, "phase": phase, "tolerance": tolerance}
             if slab.status != STATUS_OK:
-                rows.append(row | {"status": "missing", "reason": f"direct MD: {slab.status} ({slab.reason})"})
+                rows.append(row | {"status": MISSING, "reason": f"direct MD: {slab.status} ({slab.reason})"})
                 continue
             row |= {"direct": getattr(slab, f"rho_{phase}"), "direct_stderr": getattr(slab, f"rho_{phase}_stderr")}
             found = functional_density(binodal, slab.T, phase)
             if found is None:
-                rows.append(row | {"status": "missing", "reason": no_binodal_reason(binodal, critical)})
+                rows.append(row | {"status": MISSING, "reason": no_binodal_reason(binodal, critical)})
                 continue
             density, route, coverage = found
             difference = density - row["direct"]
             rows.append(row | {"functional": density, "route": route, "coverage": coverage, "relative_difference": difference / row["direct"],
                                "pull": difference / row["direct_stderr"] if row["direct_stderr"] > 0 else np.nan,
-                               "within_tolerance": bool(abs(difference) <= tolerance * row["direct"]), "status": "compared", "reason": ""})
+                               "within_tolerance": bool(abs(difference) <= tolerance * row["direct"]), "status": COMPARED, "reason": ""})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -88,7 +89,7 @@ def write_comparison(analysis: Path, coexistence: Path, tolerance: float, out: P
 
 
 def summary_line(table: pd.DataFrame) -> str:
-    compared = table[table["status"] == "compared"]
+    compared = table[table["status"] == COMPARED]
     if compared.empty:
         return f"nothing compared ({table['reason'].iloc[0] if len(table) else 'no slab temperatures'})"
     worst = compared.loc[compared["relative_difference"].abs().idxmax()]
