@@ -126,8 +126,9 @@ SQUARE_WELL_BANDS = [{"T_low": 0.25, "T_high": 0.4, "runs": 40, "density_max": 0
                      {"T_low": 0.4, "T_high": 0.6, "runs": 40, "density_max": 0.9, "density_peak": 1.0}]
 
 
-def square_well_analysis(tmp_path, bands, analysis=None):
-    """run_analysis of the exact square-well fluid (Tc = 4/9) whose model.json claims a wider architecture range than its coverage."""
+def square_well_analysis(tmp_path, bands, analysis=None, functional=None):
+    """run_analysis of the exact square-well fluid (Tc = 4/9; or ``functional``) whose model.json claims a wider architecture
+    range than its coverage."""
     from liquidscale.fluids.square_well import SquareWellMeanField
 
     coverage = {"temperature_range": [bands[0]["T_low"], bands[-1]["T_high"]], "temperature_bands": bands, "density_unit": "sigma^-1"}
@@ -136,7 +137,7 @@ def square_well_analysis(tmp_path, bands, analysis=None):
                "poles": {"densities": 6}, "fisher_widom": {"temperatures": 2}, "pores": {"widths": [6.0], "chemical_potentials": 3},
                **(analysis or {})}
     settings = AnalysisSettings.from_config(validate_config({"systems": ["hard_rods"], "analysis": section})["analysis"])
-    return run_analysis(SquareWellMeanField(dz=0.1, attraction_range=1.5), metadata, settings, tmp_path, {"test": True})
+    return run_analysis(functional or SquareWellMeanField(dz=0.1, attraction_range=1.5), metadata, settings, tmp_path, {"test": True})
 
 
 INTERFACE_ROUTE_TOLERANCE = 1e-2
@@ -179,6 +180,36 @@ def test_square_well_analysis_inside_a_narrower_coverage_keeps_the_exact_critica
     for route, bulk in (("rho_vapour_interface", "rho_vapour"), ("rho_liquid_interface", "rho_liquid")):
         gap = (binodal.loc[solved, route] / binodal.loc[solved, bulk] - 1).abs()
         assert gap.max() < INTERFACE_ROUTE_TOLERANCE
+
+
+class _Module(torch.nn.Module):
+    """An exact functional as a torch module, as an ensemble holds its networks."""
+
+    def __init__(self, functional):
+        super().__init__()
+        self.functional, self.dz, self.interaction_range = functional, functional.dz, functional.interaction_range
+
+    def c1(self, rho, T):
+        return self.functional.c1(rho, T)
+
+
+def test_ensemble_of_square_wells_has_the_mean_attractions_critical_point_and_each_networks(tmp_path):
+    """Mean-field square wells: Tc = 8 epsilon lambda / 27 depends on the attraction only through its integral, so the mean
+    c1 of wells of range 1.5, 1.4 and 0.3 has Tc = 8 x mean(lambda) / 27 exactly; the analysis also locates each network's
+    critical point (0.444, 0.415; the third's, 0.089, lies below the analysed temperatures and is reported as missing)."""
+    from liquidscale.cdft.model import EnsembleC1
+    from liquidscale.fluids.square_well import SquareWellMeanField
+
+    ranges = (1.5, 1.4, 0.3)
+    ensemble = EnsembleC1([_Module(SquareWellMeanField(dz=0.1, attraction_range=a)) for a in ranges])
+    summary = square_well_analysis(tmp_path, SQUARE_WELL_BANDS, functional=ensemble)
+    critical = pd.read_csv(tmp_path / "critical_point.csv").iloc[0]
+    assert critical["status"] == "found" and critical["T"] == pytest.approx(8 * np.mean(ranges) / 27, rel=1e-6)
+    networks = summary["bulk"]["critical_point_of_each_network"]
+    assert [n["T"] for n in networks[:2]] == pytest.approx([8 * 1.5 / 27, 8 * 1.4 / 27], rel=1e-6)
+    assert "T" not in networks[2] and "no liquid-vapour transition" in networks[2]["reason"]
+    assert critical["networks"] == 3 and critical["networks_with_critical_point"] == 2
+    assert critical["T_network_std"] == pytest.approx(8 * 0.1 / 27 / np.sqrt(2), rel=1e-5)
 
 
 def test_square_well_analysis_with_coverage_below_tc_reports_no_critical_point(tmp_path):

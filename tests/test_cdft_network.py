@@ -11,10 +11,10 @@ import torch
 from liquidscale import dataset as pds
 from liquidscale.cdft import thermo
 from liquidscale.fluids.hard_rods import PercusHardRods, hard_rod_dataset, tonks_beta_p
-from liquidscale.cdft.model import METADATA_FILE, WEIGHTS_FILE, load_model
+from liquidscale.cdft.model import METADATA_FILE, WEIGHTS_FILE, EnsembleC1, load_model
 from liquidscale.cdft.solver import solve
 from liquidscale.cdft.sum_rules import path_independence, wall_sum_rule
-from liquidscale.cdft.train import CHECKPOINT_FILE, TrainingSettings, train_functional
+from liquidscale.cdft.train import CHECKPOINT_FILE, MEMBERS_FOLDER, TrainingSettings, train_functional
 from liquidscale.external import RandomPotentialSettings, random_potential
 
 torch.set_num_threads(1)
@@ -189,6 +189,80 @@ def test_interrupted_training_resumes_where_it_stopped(tmp_path, monkeypatch):
     straight_curve = (tmp_path / "straight" / "training.csv").read_text()
     assert (tmp_path / "resumed" / "training.csv").read_text() == straight_curve
     assert resumed["test_c1_rmse"] == reference["test_c1_rmse"]
+
+
+@pytest.fixture
+def torch_threads():
+    """Sets torch's thread count for one test (the ensemble's side-by-side processes are decided by it), then restores it."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def test_ensemble_is_the_mean_of_networks_each_trained_as_alone(tmp_path, torch_threads):
+    """Implementation check: network k of an ensemble is the single network of seed + k (same weights, same curve), the saved
+    functional's c1 is their mean, and the members' checkpoints go once the ensemble is saved."""
+    import pandas as pd
+    from dataclasses import replace
+
+    torch_threads(1)  # one thread: the networks train one after the other in this process
+    ds = tiny_dataset()
+    alone = [train_functional(ds, TINY, seed=seed, out_dir=tmp_path / f"seed{seed}", provenance={}) for seed in (2, 3)]
+    metrics = train_functional(ds, replace(TINY, ensemble=2), seed=2, out_dir=tmp_path / "ensemble", provenance={})
+    model, meta = load_model(tmp_path / "ensemble")
+    singles = [load_model(tmp_path / f"seed{seed}")[0] for seed in (2, 3)]
+    assert isinstance(model, EnsembleC1) and meta["architecture"]["members"] == 2
+    for network, single in zip(model.members, singles):
+        assert all(torch.equal(a, b) for a, b in zip(network.state_dict().values(), single.state_dict().values()))
+    rho = torch.rand(2, 40, dtype=torch.float64)
+    torch.testing.assert_close(model.c1(rho, 1.0), (singles[0].c1(rho, 1.0) + singles[1].c1(rho, 1.0)) / 2)
+    assert [m["seed"] for m in metrics["members"]] == [2, 3]
+    assert [m["test_c1_rmse"] for m in metrics["members"]] == [a["test_c1_rmse"] for a in alone]
+    curve = pd.read_csv(tmp_path / "ensemble" / "training.csv")
+    for k, seed in enumerate((2, 3)):
+        single_curve = pd.read_csv(tmp_path / f"seed{seed}" / "training.csv")
+        assert (single_curve["network"] == 0).all()
+        pd.testing.assert_frame_equal(curve[curve["network"] == k].drop(columns="network").reset_index(drop=True), single_curve.drop(columns="network"))
+    assert not (tmp_path / "ensemble" / MEMBERS_FOLDER).exists()
+
+
+def test_interrupted_ensemble_keeps_its_finished_networks_and_side_by_side_training_is_the_same(tmp_path, torch_threads, monkeypatch):
+    """Interrupted while its second network trains, an ensemble resumes with the first one's final checkpoint (not trained
+    again) and ends with the curves of an uninterrupted run; with two threads the networks train in two processes, one
+    thread each, and give the same curves."""
+    from dataclasses import replace
+
+    import liquidscale.cdft.train as train_module
+
+    settings = replace(TINY, ensemble=2)
+    ds = tiny_dataset()
+    torch_threads(1)
+    train_functional(ds, settings, seed=2, out_dir=tmp_path / "straight", provenance={})
+    real = train_module.c1_errors
+    calls = {"n": 0}
+
+    def interrupt_in_second_network(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == TINY.max_epochs + 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "c1_errors", interrupt_in_second_network)
+    with pytest.raises(KeyboardInterrupt):
+        train_functional(ds, settings, seed=2, out_dir=tmp_path / "resumed", provenance={})
+    assert (tmp_path / "resumed" / MEMBERS_FOLDER / "00" / CHECKPOINT_FILE).exists()
+    calls["n"] = 0
+    monkeypatch.setattr(train_module, "c1_errors", lambda *a, **k: (calls.__setitem__("n", calls["n"] + 1), real(*a, **k))[1])
+    train_functional(ds, settings, seed=2, out_dir=tmp_path / "resumed", provenance={})
+    straight = (tmp_path / "straight" / "training.csv").read_text()
+    assert (tmp_path / "resumed" / "training.csv").read_text() == straight
+    # resumed: the second network's epochs 2-4 (its epoch 1 was checkpointed) and four held-out evaluations, 7 calls;
+    # training the first network again would add its 4 epochs
+    assert calls["n"] < 2 * TINY.max_epochs
+    monkeypatch.setattr(train_module, "c1_errors", real)
+    torch_threads(2)
+    train_functional(ds, settings, seed=2, out_dir=tmp_path / "side_by_side", provenance={})
+    assert (tmp_path / "side_by_side" / "training.csv").read_text() == straight
 
 
 def test_cli_makes_hard_rod_data_and_trains(tmp_path):

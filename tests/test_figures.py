@@ -85,7 +85,7 @@ def stage_figures():
     curves = [{"step": steps, "rmse_e_trn": np.exp(-steps / 500) + m, "rmse_f_trn": np.exp(-steps / 400) + m} for m in (0.1, 0.2)]
     history = np.column_stack([np.arange(1, 21), np.exp(-np.arange(20) / 5), np.exp(-np.arange(20) / 6) + 0.01, np.full(20, 1e-3)])
     return {"mlip convergence": convergence.figure(rows, "water"), "mlip learning curves": training.learning_curves_figure(curves, "water iteration 000"),
-            "cdft training curve": training_curve(history, "water"), "cdft held-out profiles": heldout_figure()}
+            "cdft training curve": training_curve([history], "water"), "cdft training curve, ensemble": training_curve([history, 1.2 * history], "water"), "cdft held-out profiles": heldout_figure()}
 
 
 @pytest.fixture(scope="module")

@@ -227,3 +227,14 @@ def test_coexistence_verdicts_per_temperature(tmp_path):
     assert "functional vs direct at T = 400" not in text  # the slab's own reason is said once, above
     (folder / "coexistence.csv").write_text("garbage\n1,2\n")
     assert campaign_status(tmp_path)["systems"]["water"]["coexistence"]["state"] == "unreadable"
+
+
+def test_an_ensembles_networks_are_shown_beside_its_critical_point(tmp_path, capsys):
+    analysis = tmp_path / "results" / "pets" / "analysis"
+    analysis.mkdir(parents=True)
+    networks = [{"T": 1.0983, "rho": 0.31}, {"T": 1.1121, "rho": 0.317}, {"reason": "no liquid-vapour transition: ..."}]
+    bulk = {"status": "found", "reason": "", "binodal_points": 16, "critical_point": {"T": 1.1033, "rho": 0.3117}, "critical_point_of_each_network": networks}
+    (analysis / "summary.json").write_text(json.dumps({"bulk": bulk, "units": {"length_unit": "sigma", "temperature_unit": "epsilon/k_B"}}))
+    assert campaign_status(tmp_path / "results")["systems"]["pets"]["analysis"]["network_Tc"] == [1.0983, 1.1121, None]
+    assert main(["status", str(tmp_path / "results")]) == 0
+    assert "each of the ensemble's 3 networks: Tc 1.0983 to 1.1121 (2 with a critical point)" in capsys.readouterr().out

@@ -266,12 +266,12 @@ class Workload:
 
     def cdft_units(self, system: str) -> float:
         """Network evaluations of one training run's bins x channel width, over max_epochs (an upper bound:
-        early stopping ends sooner). The cDFT rate is measured per this unit."""
+        early stopping ends sooner) and every network of the ensemble. The cDFT rate is measured per this unit."""
         cdft = self.config["cdft"]
         train_runs = self.config["sampling"]["runs"] * self.config["profiles"]["split"][0]
         evaluations = cdft["max_epochs"] * (cdft["lbfgs_iterations"] if cdft["optimizer"] == "lbfgs" else 1)
         evaluations += cdft["warmup_passes"] if cdft["optimizer"] == "lbfgs" else 0
-        return evaluations * train_runs * self.profile_bins(system) * cdft_width(cdft["channels"])
+        return evaluations * cdft["ensemble"] * train_runs * self.profile_bins(system) * cdft_width(cdft["channels"])
 
 
 def cdft_width(channels: Sequence[int]) -> float:

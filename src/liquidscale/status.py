@@ -233,6 +233,7 @@ def analysis_status(system_dir: Path) -> dict[str, Any] | None:
         "binodal_points": bulk.get("binodal_points", 0),
         "temperature_range": summary.get("temperature_range"),
         "coverage": (summary.get("coverage") or {}).get("status"),
+        "network_Tc": [n.get("T") for n in bulk.get("critical_point_of_each_network", [])],
         "parts": {},
     }
     for part in ANALYSIS_PARTS:
@@ -381,6 +382,10 @@ def _text_analysis(a) -> list[str]:
     else:
         head = f"  no critical point (status: {a['status']}); {a['binodal_points']} binodal points"
     lines = [head]
+    if a["network_Tc"]:
+        located = [T for T in a["network_Tc"] if T is not None]
+        spread = f"Tc {_g(min(located), 5)} to {_g(max(located), 5)}" if located else "no critical point"
+        lines.append(f"  each of the ensemble's {len(a['network_Tc'])} networks: {spread} ({len(located)} with a critical point)")
     if a["reason"]:
         lines.append(f"  reason: {a['reason']}")
     for part, why in a["parts"].items():

@@ -71,10 +71,11 @@ def interface_coexistence(functional, excess, diagram: PhaseDiagram, settings, d
 
 
 def write_binodal(out_dir: Path, system: str, diagram: PhaseDiagram, k_B: float, domain: AnalysisRange,
-                  interface_route: list[dict[str, float]] | None = None) -> None:
+                  interface_route: list[dict[str, float]] | None = None, networks: list[dict[str, Any]] | None = None) -> None:
     """binodal.csv (with each T's analysed density_max, and the interface route's columns where it was solved) and
     critical_point.csv, whose values are the loop's closing whenever it was located: trust them only where
-    ``status`` is 'found'."""
+    ``status`` is 'found'. An ensemble functional's ``networks`` (``run.network_critical_points``) add how many
+    networks have a critical point and the standard deviation of their T and rho (NaN with fewer than two)."""
     rows = []
     for i, c in enumerate(diagram.binodal):
         kT = k_B * c.T
@@ -89,7 +90,11 @@ def write_binodal(out_dir: Path, system: str, diagram: PhaseDiagram, k_B: float,
     row = {"status": diagram.status, "reason": diagram.reason, "T": np.nan, "rho": np.nan, "beta_p": np.nan, "p": np.nan, "coverage": domain.flag()}
     if crit is not None:
         row.update(T=crit.T, rho=crit.rho, beta_p=crit.beta_p, p=crit.beta_p * k_B * crit.T, coverage=domain.flag(crit.T, density=crit.rho))
-    row = _with_lab_units(row, system, ["rho"], ["p"])
+    located = [n for n in networks or [] if "T" in n]
+    spread = (lambda key: float(np.std([n[key] for n in located], ddof=1)) if len(located) > 1 else np.nan)
+    row.update(networks=len(networks) if networks else 1, networks_with_critical_point=len(located) if networks else np.nan,
+               T_network_std=spread("T"), rho_network_std=spread("rho"))
+    row = _with_lab_units(row, system, ["rho", "rho_network_std"], ["p"])
     _csv(out_dir / "critical_point.csv", [row], list(row))
 
 

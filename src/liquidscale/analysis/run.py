@@ -98,6 +98,17 @@ def write_eos(path: Path, diagram: PhaseDiagram, rho: np.ndarray, k_B: float, un
         ds.to_netcdf(tmp)
 
 
+def network_critical_points(networks, temperatures: np.ndarray, domain: AnalysisRange, settings: AnalysisSettings) -> list[dict[str, Any]]:
+    """The critical point of each network of an ensemble functional, located as the ensemble's is (same isotherms and
+    density range): their spread is what one training leaves undetermined. A network without one gives its reason."""
+    records = []
+    for network in networks:
+        diagram = phase_diagram(functional_excess(network), temperatures, domain.limit, 2, settings.chebyshev_degree)
+        crit = diagram.critical_estimate
+        records.append({"T": crit.T, "rho": crit.rho} if crit is not None else {"reason": diagram.reason})
+    return records
+
+
 def run_analysis(functional, metadata: Mapping[str, Any], settings: AnalysisSettings, out_dir: Path, provenance: Mapping[str, Any],
                  profiles=None) -> dict[str, Any]:
     """Everything for one system; returns the summary written to ``summary.json``."""
@@ -126,10 +137,16 @@ def run_analysis(functional, metadata: Mapping[str, Any], settings: AnalysisSett
     summary["bulk"] = {"status": diagram.status, "reason": diagram.reason, "binodal_points": len(diagram.binodal),
                        "critical_point": asdict(diagram.critical) if diagram.critical else None,
                        "max_fit_error": max(iso.fit_error for iso in diagram.isotherms)}
+    networks = getattr(functional, "members", None)
+    if networks is not None:
+        start = time.perf_counter()
+        summary["bulk"]["critical_point_of_each_network"] = network_critical_points(networks, temperatures, domain, settings)
+        _timed(timings, "critical_point_of_each_network", start)
     rho_grid = rho_max * np.arange(1, settings.eos_densities + 1) / settings.eos_densities
     write_eos(out_dir / "eos.nc", diagram, rho_grid, k_B, units, provenance, domain)
     start = time.perf_counter()
-    pipeline.write_binodal(out_dir, system, diagram, k_B, domain, pipeline.interface_coexistence(functional, excess, diagram, settings, domain, k_B))
+    pipeline.write_binodal(out_dir, system, diagram, k_B, domain, pipeline.interface_coexistence(functional, excess, diagram, settings, domain, k_B),
+                           summary["bulk"].get("critical_point_of_each_network"))
     _timed(timings, "binodal_by_free_interfaces", start)
 
     start = time.perf_counter()

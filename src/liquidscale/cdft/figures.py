@@ -17,14 +17,20 @@ from ..plotting import AxisUnits, integer_ticks, legend_beside, new_figure, note
 HELDOUT_PANELS = 4  # at most this many held-out runs are drawn, spread over the test runs' temperatures
 
 
-def training_curve(history: np.ndarray, system: str):
-    """Train and validation mean squared c1 error (c1 is dimensionless) against epoch; the kept epoch marked."""
+def training_curve(histories: Sequence[np.ndarray], system: str):
+    """Train and validation mean squared c1 error (c1 is dimensionless) against epoch, one pair of curves per
+    network of the functional (an ensemble has several); each network's kept epoch marked."""
     fig, (ax,) = new_figure(1, panel_size=(4.6, 3.4), legend_width=1.6)
-    ax.semilogy(history[:, 0], history[:, 1], "C0-", label="train runs")
-    ax.semilogy(history[:, 0], history[:, 2], "C1-", label="validation runs")
-    best = int(np.argmin(history[:, 2]))
-    ax.semilogy(history[best, 0], history[best, 2], "C1o", mfc="none", ms=8, label=f"kept: epoch {int(history[best, 0])}")
-    ax.set_title(f"{system}: training of the c1 functional", fontsize=10)
+    several = len(histories) > 1
+    for k, history in enumerate(histories):
+        first = k == 0
+        ax.semilogy(history[:, 0], history[:, 1], "C0-", lw=1.0 if several else 1.5, label="train runs" if first else None)
+        ax.semilogy(history[:, 0], history[:, 2], "C1-", lw=1.0 if several else 1.5, label="validation runs" if first else None)
+        best = int(np.argmin(history[:, 2]))
+        kept = "kept epoch of each network" if several else f"kept: epoch {int(history[best, 0])}"
+        ax.semilogy(history[best, 0], history[best, 2], "C1o", mfc="none", ms=8, label=kept if first else None)
+    title = f"{system}: training of the c1 functional" + (f" ({len(histories)} networks, mean c1)" if several else "")
+    ax.set_title(title, fontsize=10)
     ax.set(xlabel="epoch", ylabel="mean squared c1 error (dimensionless)")
     integer_ticks(ax.xaxis)
     legend_beside(ax)

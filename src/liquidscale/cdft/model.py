@@ -7,6 +7,10 @@ the whole window — a convolution of the full window width, then pointwise laye
 output. Both run over circularly padded profiles, so a whole batch of profiles is evaluated at once. The gauge c1[rho = 0] = 0 is exact: the network's output
 on an empty window (at the same T) is subtracted.
 
+An ensemble (``cdft.ensemble`` > 1) is the mean c1 of networks trained on the same data from different
+seeds: the mean of their c1 is the functional derivative of the mean of their F_exc, so it is a functional
+like any member, and the members' spread measures what one training leaves undetermined.
+
 Saved as ``model.safetensors`` (plain tensors) + ``model.json`` (architecture, grid, units,
 temperature range, training-data hash, provenance): loading never unpickles code.
 """
@@ -111,7 +115,35 @@ class NeuralC1(torch.nn.Module):
         return self.c1(rho, T)
 
 
-def save_model(model: NeuralC1, metadata: Mapping[str, Any], folder: str | Path) -> None:
+class EnsembleC1(torch.nn.Module):
+    """The mean c1 of networks of one architecture (implements ``Functional``); ``members`` gives each for spreads."""
+
+    def __init__(self, members: Sequence[NeuralC1]):
+        super().__init__()
+        if len(members) < 2 or len({member.dz for member in members}) > 1:
+            raise ValueError("an ensemble needs at least two members on one grid")
+        self.members = torch.nn.ModuleList(members)
+        self.dz = members[0].dz
+        self.interaction_range = max(member.interaction_range for member in members)
+
+    def architecture(self) -> dict[str, Any]:
+        return {**self.members[0].architecture(), "members": len(self.members)}
+
+    def c1(self, rho: torch.Tensor, T: torch.Tensor | float) -> torch.Tensor:
+        return sum(member.c1(rho, T) for member in self.members) / len(self.members)
+
+    def forward(self, rho: torch.Tensor, T: torch.Tensor | float) -> torch.Tensor:
+        return self.c1(rho, T)
+
+
+def build_model(architecture: Mapping[str, Any]) -> NeuralC1 | EnsembleC1:
+    """The (untrained) functional ``architecture`` describes: one network, or an ensemble where ``members`` > 1."""
+    architecture = dict(architecture)
+    members = int(architecture.pop("members", 1))
+    return NeuralC1(**architecture) if members == 1 else EnsembleC1([NeuralC1(**architecture) for _ in range(members)])
+
+
+def save_model(model: NeuralC1 | EnsembleC1, metadata: Mapping[str, Any], folder: str | Path) -> None:
     """Write the weights (safetensors) and the metadata JSON, each atomically."""
     from safetensors.torch import save_file
 
@@ -121,7 +153,7 @@ def save_model(model: NeuralC1, metadata: Mapping[str, Any], folder: str | Path)
     write_json(folder / METADATA_FILE, {"kind": MODEL_KIND, "architecture": model.architecture(), **metadata})
 
 
-def load_model(folder: str | Path) -> tuple[NeuralC1, dict[str, Any]]:
+def load_model(folder: str | Path) -> tuple[NeuralC1 | EnsembleC1, dict[str, Any]]:
     """The functional saved in ``folder`` and its metadata (grid, units, temperature range, provenance).
 
     A missing, truncated or foreign file is a one-line error that names it and the rule that remakes it.
@@ -142,7 +174,7 @@ def load_model(folder: str | Path) -> tuple[NeuralC1, dict[str, Any]]:
     if kind != MODEL_KIND:
         raise UserError(f"{metadata_path}: not a liquidscale neural c1 model (kind {kind!r})")
     try:
-        model = NeuralC1(**metadata["architecture"])
+        model = build_model(metadata["architecture"])
     except (KeyError, TypeError, ValueError) as exc:
         raise damaged_input(metadata_path, "model metadata", "cdft_train", f"architecture: {type(exc).__name__}: {exc}") from None
     try:

@@ -22,8 +22,9 @@ import csv
 import hashlib
 import logging
 import math
+import shutil
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,10 @@ import torch
 from .. import dataset as pds
 from ..errors import UserError
 from ..io import atomic_path, canonical_hash, write_json
+from ..logs import setup_logging
+from .functional import Functional
 from .heldout import canonical_prediction
-from .model import NeuralC1, save_model
+from .model import EnsembleC1, NeuralC1, save_model
 from .solver import ConvergenceError, SolverSettings
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -42,6 +45,7 @@ CURVE_CSV = "training.csv"
 CURVE_PNG = "training.png"
 HELDOUT_PNG = "heldout_profiles.png"
 METRICS_FILE = "metrics.json"
+MEMBERS_FOLDER = "members"  # an ensemble's networks' checkpoints while it trains
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +74,7 @@ class TrainingSettings:
     widom_anchor: bool = True
     checkpoint_every: int = 10
     solve_tolerance: float = 1e-8
+    ensemble: int = 1
 
     @classmethod
     def from_stage_settings(cls, settings: Mapping[str, Any]) -> "TrainingSettings":
@@ -230,7 +235,7 @@ def dataset_hash(ds) -> str:
     return digest.hexdigest()
 
 
-def fitted_beta_mu(model: NeuralC1, runs: Runs, anchored: bool = True) -> torch.Tensor:
+def fitted_beta_mu(model: Functional, runs: Runs, anchored: bool = True) -> torch.Tensor:
     """Least-squares beta mu of each run for a fixed network: the weighted mean of ln rho + beta V - c1, with the
     Widom value as one more observation of weight ``widom_precision`` where anchored (the loss's optimum);
     ``anchored=False``: from the profile alone."""
@@ -247,7 +252,7 @@ def anchored_mean(weighted_sum: torch.Tensor, total_weight: torch.Tensor, precis
     return (weighted_sum + prior) / (total_weight + precision).clamp_min(1e-300)
 
 
-def c1_errors(model: NeuralC1, runs: Runs, use_known_mu: bool) -> dict[str, Any]:
+def c1_errors(model: Functional, runs: Runs, use_known_mu: bool) -> dict[str, Any]:
     """Weighted c1 errors per run (weights 0/1 for exact data), with the known beta mu or, where unknown or hidden, the
     least-squares one (Widom-anchored where the runs are)."""
     fitted = fitted_beta_mu(model, runs)
@@ -277,9 +282,7 @@ class _Trainer:
         torch.manual_seed(seed)
         s = settings
         self.settings, self.seed = s, seed
-        density_scale = float(train.rho[train.mask].mean())
-        T = train.T.numpy()
-        self.model = NeuralC1(dz, s.window, s.channels, density_scale, [float(T.min()), float(T.max())], s.architecture, s.temperature_inputs)
+        self.model = self.network(train, s, dz)
         self.beta_mu_known = train.beta_mu_known
         self.known = torch.isfinite(train.beta_mu_known) & s.use_known_mu
         self.widom_precision = torch.where(self.known, 0.0, train.widom_precision)
@@ -309,6 +312,13 @@ class _Trainer:
         self.history: list[list[float]] = []
         self.best_val = math.inf
         self.best_state: dict[str, torch.Tensor] = {}
+
+    @staticmethod
+    def network(train: Runs, settings: TrainingSettings, dz: float) -> NeuralC1:
+        """A network (initialised from torch's global RNG) scaled to the training runs' densities and temperatures."""
+        T = train.T.numpy()
+        return NeuralC1(dz, settings.window, settings.channels, float(train.rho[train.mask].mean()), [float(T.min()), float(T.max())],
+                        settings.architecture, settings.temperature_inputs)
 
     def loss(self, rows: torch.Tensor | slice) -> torch.Tensor:
         """Weighted mean squared c1 error plus the Widom priors lambda (mu_k - mu_W)^2 (one per row: a mirrored run
@@ -379,6 +389,8 @@ class _Trainer:
 def train_functional(ds, settings: TrainingSettings, seed: int, out_dir: str | Path, provenance: Mapping[str, Any]) -> dict[str, Any]:
     """Train on the train runs with early stopping on the val runs; write model, curve and held-out metrics.
 
+    ``settings.ensemble`` > 1: that many networks from seeds ``seed``, ``seed + 1``, ..., trained side by side
+    (one process each, up to torch's thread count, the threads shared out), and saved as their mean c1.
     Returns the metrics dict (also written to ``metrics.json``).
     """
     out_dir = Path(out_dir)
@@ -388,40 +400,104 @@ def train_functional(ds, settings: TrainingSettings, seed: int, out_dir: str | P
         if len(splits[name]) == 0:
             raise UserError(f"profile dataset of {ds.attrs['system']}: no ok runs in the {name} split; more runs are needed")
     data_hash = dataset_hash(ds)
-    trainer = _Trainer(splits["train"], settings, pds.grid_spacing(ds), seed)
-    key = canonical_hash({"settings": asdict(settings), "data": data_hash, "seed": seed})
-    _resume(trainer, out_dir / CHECKPOINT_FILE, key)
+    log.info("%s: %d train, %d val, %d test runs; %s, at most %d epochs, %d network(s)", ds.attrs["system"], len(splits["train"]),
+             len(splits["val"]), len(splits["test"]), settings.optimizer, settings.max_epochs, settings.ensemble)
+    jobs = [_MemberJob(splits["train"], splits["val"], settings, pds.grid_spacing(ds), seed + k, data_hash,
+                       out_dir if settings.ensemble == 1 else out_dir / MEMBERS_FOLDER / f"{k:02d}", k if settings.ensemble > 1 else None)
+            for k in range(settings.ensemble)]
+    results = _train_members(jobs)
+    networks = []
+    for job, result in zip(jobs, results):
+        network = _Trainer.network(splits["train"], settings, job.dz)
+        network.load_state_dict(result.best_state)
+        networks.append(network)
+    model = networks[0] if len(networks) == 1 else EnsembleC1(networks)
+    model.eval()
+    log.info("training stopped after %s epochs; held-out metrics and self-consistent solves of %d test runs",
+             "/".join(str(len(r.history)) for r in results), len(splits["test"]))
+    metrics = held_out_metrics(model, splits, settings, ds)
+    metrics.update(epochs=max(len(r.history) for r in results), best_val_mse=c1_errors(model, splits["val"], settings.use_known_mu)["mse"])
+    if len(networks) > 1:
+        metrics["members"] = [{"seed": job.seed, "epochs": len(r.history), "best_val_mse": r.best_val,
+                               "test_c1_rmse": math.sqrt(c1_errors(network, splits["test"], settings.use_known_mu)["mse"])}
+                              for job, r, network in zip(jobs, results, networks)]
+    metadata = _metadata(ds, settings, data_hash, splits["train"], provenance)
+    save_model(model, metadata, out_dir)
+    _write_curve([r.history for r in results], out_dir, metadata["system"])
+    _heldout_figure(ds, splits["test"], metrics["test_profiles"], metadata, out_dir / HELDOUT_PNG)
+    write_json(out_dir / METRICS_FILE, metrics)
+    (out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+    shutil.rmtree(out_dir / MEMBERS_FOLDER, ignore_errors=True)
+    return metrics
+
+
+@dataclass
+class _MemberJob:
+    """One network's training: its data, settings, seed, checkpoint folder and (in an ensemble) its index for the log."""
+
+    train: Runs
+    val: Runs
+    settings: TrainingSettings
+    dz: float
+    seed: int
+    data_hash: str
+    folder: Path
+    member: int | None
+    threads: int = 0  # 0: as the calling process
+
+
+@dataclass
+class _MemberResult:
+    best_state: dict[str, torch.Tensor]
+    history: list[list[float]]
+    best_val: float
+
+
+def _train_members(jobs: list[_MemberJob]) -> list[_MemberResult]:
+    """Each job's network trained; more than one side by side in spawned processes, the threads shared out."""
+    threads = torch.get_num_threads()
+    workers = min(len(jobs), threads)
+    if workers <= 1:
+        return [_train_member(job) for job in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs = [replace(job, threads=max(1, threads // workers)) for job in jobs]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=setup_logging,
+                             initargs=(logging.getLogger("liquidscale").getEffectiveLevel(),)) as pool:
+        return list(pool.map(_train_member, jobs))
+
+
+def _train_member(job: _MemberJob) -> _MemberResult:
+    """Train one network to early stopping, checkpointing in ``job.folder`` (and resuming from a checkpoint there written
+    for the same settings, data and seed; an ensemble member's last checkpoint stays until the ensemble is saved)."""
+    if job.threads:
+        torch.set_num_threads(job.threads)
+    settings = job.settings
+    job.folder.mkdir(parents=True, exist_ok=True)
+    trainer = _Trainer(job.train, settings, job.dz, job.seed)
+    key = canonical_hash({"settings": asdict(settings), "data": job.data_hash, "seed": job.seed})
+    _resume(trainer, job.folder / CHECKPOINT_FILE, key)
     stale = 0 if not trainer.history else trainer.epoch - 1 - int(np.argmin([h[2] for h in trainer.history]))
-    log.info("%s: %d train, %d val, %d test runs; %s from epoch %d of at most %d", ds.attrs["system"], len(splits["train"]), len(splits["val"]),
-             len(splits["test"]), settings.optimizer, trainer.epoch, settings.max_epochs)
+    who = "" if job.member is None else f"network {job.member}: "
     while trainer.epoch < settings.max_epochs and stale < settings.patience:
         train_mse = trainer.run_epoch()
         trainer.epoch += 1
         trainer.model.eval()
-        val_mse = c1_errors(trainer.model, splits["val"], settings.use_known_mu)["mse"]
+        val_mse = c1_errors(trainer.model, job.val, settings.use_known_mu)["mse"]
         trainer.history.append([trainer.epoch, train_mse, val_mse, trainer.optimizer.param_groups[0]["lr"]])
         if val_mse < trainer.best_val:
             trainer.best_val, stale = val_mse, 0
             trainer.best_state = {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
         else:
             stale += 1
-        log.info("epoch %d/%d: train loss %.4g, val loss %.4g (best %.4g, %d epochs without improvement of %d allowed)",
-                 trainer.epoch, settings.max_epochs, train_mse, val_mse, trainer.best_val, stale, settings.patience)
-        if trainer.epoch % settings.checkpoint_every == 0:
-            with atomic_path(out_dir / CHECKPOINT_FILE) as tmp:
+        log.info("%sepoch %d/%d: train loss %.4g, val loss %.4g (best %.4g, %d epochs without improvement of %d allowed)",
+                 who, trainer.epoch, settings.max_epochs, train_mse, val_mse, trainer.best_val, stale, settings.patience)
+        finished = trainer.epoch >= settings.max_epochs or stale >= settings.patience
+        if trainer.epoch % settings.checkpoint_every == 0 or (finished and job.member is not None):
+            with atomic_path(job.folder / CHECKPOINT_FILE) as tmp:
                 torch.save(trainer.state(key), tmp)
-    trainer.model.load_state_dict(trainer.best_state)
-    trainer.model.eval()
-    log.info("training stopped after %d epochs; held-out metrics and self-consistent solves of %d test runs", trainer.epoch, len(splits["test"]))
-    metrics = held_out_metrics(trainer.model, splits, settings, ds)
-    metrics.update(epochs=trainer.epoch, best_val_mse=trainer.best_val)
-    metadata = _metadata(ds, settings, data_hash, splits["train"], provenance)
-    save_model(trainer.model, metadata, out_dir)
-    _write_curve(trainer.history, out_dir, metadata["system"])
-    _heldout_figure(ds, splits["test"], metrics["test_profiles"], metadata, out_dir / HELDOUT_PNG)
-    write_json(out_dir / METRICS_FILE, metrics)
-    (out_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
-    return metrics
+    return _MemberResult(trainer.best_state, trainer.history, trainer.best_val)
 
 
 def _resume(trainer: _Trainer, path: Path, key: str) -> None:
@@ -439,7 +515,7 @@ def _resume(trainer: _Trainer, path: Path, key: str) -> None:
         log.info("resumed from %s at epoch %d", path, trainer.epoch)
 
 
-def held_out_metrics(model: NeuralC1, splits: Mapping[str, Runs], settings: TrainingSettings, ds) -> dict[str, Any]:
+def held_out_metrics(model: Functional, splits: Mapping[str, Runs], settings: TrainingSettings, ds) -> dict[str, Any]:
     """c1 errors on test runs; per test run the canonical prediction (same N, ``canonical_prediction``) vs the data; fitted mu."""
     train, test = splits["train"], splits["test"]
     errors = c1_errors(model, test, settings.use_known_mu)
@@ -472,7 +548,7 @@ def held_out_metrics(model: NeuralC1, splits: Mapping[str, Runs], settings: Trai
 WIDOM_CHECK_TARGET = 0.05
 
 
-def widom_check(model: NeuralC1, splits: Mapping[str, Runs], settings: TrainingSettings) -> dict[str, Any]:
+def widom_check(model: Functional, splits: Mapping[str, Runs], settings: TrainingSettings) -> dict[str, Any]:
     """Per split, the runs' profile-only least-squares beta mu (``fitted_beta_mu(anchored=False)``) minus their
     Widom beta mu: an independent check of the network's level of c1 on runs the prior did not touch.
 
@@ -499,7 +575,7 @@ def training_density_max(train: Runs) -> float:
     return float(train.rho[train.mask].max())
 
 
-def _solve_like(model: NeuralC1, runs: Runs, k: int, settings: TrainingSettings, ds, density_max: float) -> dict[str, Any]:
+def _solve_like(model: Functional, runs: Runs, k: int, settings: TrainingSettings, ds, density_max: float) -> dict[str, Any]:
     """Predict run k's profile canonically (its potential and mean density; from its rho and from a uniform
     start, the lower F kept), compare with its rho, flag a solution denser than any training bin."""
     k_B = float(ds.attrs["k_B"])
@@ -589,15 +665,16 @@ def _metadata(ds, settings: TrainingSettings, data_hash: str, train: Runs, prove
     }
 
 
-def _write_curve(history: list[list[float]], out_dir: Path, system: str) -> None:
+def _write_curve(histories: list[list[list[float]]], out_dir: Path, system: str) -> None:
+    """training.csv (one block of epochs per network; ``network`` 0 alone without an ensemble) and its figure."""
     from ..plotting import save
     from .figures import training_curve
 
     with atomic_path(out_dir / CURVE_CSV) as tmp, open(tmp, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["epoch", "train_mse_c1", "val_mse_c1", "learning_rate"])
-        writer.writerows([int(row[0]), *row[1:]] for row in history)
-    save(training_curve(np.asarray(history).reshape(-1, 4), system), out_dir / CURVE_PNG)
+        writer.writerow(["network", "epoch", "train_mse_c1", "val_mse_c1", "learning_rate"])
+        writer.writerows([k, int(row[0]), *row[1:]] for k, history in enumerate(histories) for row in history)
+    save(training_curve([np.asarray(h).reshape(-1, 4) for h in histories], system), out_dir / CURVE_PNG)
 
 
 def _heldout_figure(ds, test: Runs, records: list[dict[str, Any]], metadata: Mapping[str, Any], path: Path) -> None:
