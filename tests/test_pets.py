@@ -190,3 +190,13 @@ def test_noisy_campaigns_are_judged_by_the_noisy_targets(fluid, tmp_path):
 
     assert rho_c_row(BLOCK)["within_target"] is False
     assert rho_c_row({**BLOCK, "noise_samples": 2000})["within_target"] is True
+
+
+def test_an_ensembles_tc_row_says_how_far_its_networks_spread(fluid, tmp_path):
+    Tc, rho_c, _ = fluid.critical_point()
+    pd.DataFrame([{"status": "found", "reason": "", "T": Tc, "rho": rho_c, "beta_p": 0.1, "p": 0.1, "networks": 3, "networks_with_critical_point": 2,
+                   "T_network_std": 0.0123, "rho_network_std": 0.004}]).to_csv(tmp_path / "critical_point.csv", index=False)
+    rows = reference_comparison(tmp_path, fluid, {"system": "pets", "system_settings": BLOCK, "analysis": {"pores": {"wall_strength": 1.0, "wall_sigma": {"pets": 1.0}}}})
+    condition = {r["quantity"]: r["condition"] for r in rows if r["quantity"] in ("Tc", "rho_c")}
+    assert condition == {"Tc": "mean c1 of 3 networks; 2 of them with a critical point, their std 0.012",
+                         "rho_c": "mean c1 of 3 networks; 2 of them with a critical point, their std 0.004"}

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..fluids import ljts
-from .reference_rows import (Rows, draw_functional_panels, found, read_table, reason_of,
+from .reference_rows import (Rows, draw_functional_panels, found, network_spread, read_table, reason_of,
                              widom_missing_reason, write_rows)
 
 COLUMNS = ["quantity", "condition", "T", "functional", "literature", "feos_pets", "difference", "relative_difference",
@@ -96,8 +96,8 @@ def reference_comparison(analysis_dir: str | Path, pets=None) -> list[dict[str, 
 
     critical = read_table(analysis_dir, "critical_point.csv")
     if found(critical):
-        rows.append(r.both("Tc", np.nan, float(critical["T"].iloc[0]), Tc, pets_Tc))
-        rows.append(r.both("rho_c", np.nan, float(critical["rho"].iloc[0]), rho_c, pets_rho_c))
+        rows.append(r.both("Tc", np.nan, float(critical["T"].iloc[0]), Tc, pets_Tc, network_spread(critical, "T")))
+        rows.append(r.both("rho_c", np.nan, float(critical["rho"].iloc[0]), rho_c, pets_rho_c, network_spread(critical, "rho")))
     else:
         reason = reason_of(critical, "critical_point.csv")
         rows += [r.absent("Tc", reason, literature=Tc, pets=pets_Tc), r.absent("rho_c", reason, literature=rho_c, pets=pets_rho_c)]

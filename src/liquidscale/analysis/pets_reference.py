@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .reference_rows import (Rows, draw_functional_panels, found, read_table, reason_of,
+from .reference_rows import (Rows, draw_functional_panels, found, network_spread, read_table, reason_of,
                              widom_missing_reason, write_rows)
 
 COLUMNS = ["quantity", "condition", "T", "functional", "feos", "difference", "relative_difference", "target", "within_target",
@@ -68,8 +68,8 @@ def reference_comparison(analysis_dir: str | Path, fluid, settings: Mapping[str,
 
     critical = read_table(analysis_dir, "critical_point.csv")
     if found(critical):
-        rows.append(r.compared("Tc", np.nan, float(critical["T"].iloc[0]), Tc))
-        rows.append(r.compared("rho_c", np.nan, float(critical["rho"].iloc[0]), rho_c))
+        rows.append(r.compared("Tc", np.nan, float(critical["T"].iloc[0]), Tc, network_spread(critical, "T")))
+        rows.append(r.compared("rho_c", np.nan, float(critical["rho"].iloc[0]), rho_c, network_spread(critical, "rho")))
     else:
         rows += [r.missing("Tc", reason_of(critical, "critical_point.csv"), reference=Tc), r.missing("rho_c", reason_of(critical, "critical_point.csv"), reference=rho_c)]
 

@@ -34,6 +34,14 @@ def found(table) -> bool:
     return table is not None and not table.empty and "status" in table and table["status"].iloc[0] == "found"
 
 
+def network_spread(critical, column: str) -> str:
+    """The condition of an ensemble functional's Tc or rho_c row: how far its networks' own values spread ('' for one network)."""
+    if "networks" not in critical or not critical["networks"].iloc[0] > 1:
+        return ""
+    networks, located = int(critical["networks"].iloc[0]), int(critical["networks_with_critical_point"].iloc[0])
+    return f"mean c1 of {networks} networks; {located} of them with a critical point, their std {critical[f'{column}_network_std'].iloc[0]:.2g}"
+
+
 def reason_of(table, name: str) -> str:
     if table is None:
         return f"{name} not found in the analysis folder"
