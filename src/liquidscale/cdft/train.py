@@ -13,7 +13,9 @@ Bins with too little density for a meaningful log are masked. Where the dataset 
 standard error of rho, each bin's squared residual is weighted by the inverse variance of its ln rho
 (the fitted beta mu_k become weighted means) and bins without a clear signal are masked (``usable_bins``).
 Runs are mirrored z -> -z.
-Interrupted trainings resume from ``checkpoint.pt`` (plain tensors, loaded with weights_only).
+``cdft.ensemble`` > 1 trains that many networks from consecutive seeds and saves their mean c1 (``EnsembleC1``).
+Interrupted trainings resume from ``checkpoint.pt`` (plain tensors, loaded with weights_only; an ensemble's
+networks from ``members/NN/checkpoint.pt``).
 """
 
 from __future__ import annotations
